@@ -1,0 +1,51 @@
+using Confluent.Kafka;
+
+namespace Bookstore.Messaging;
+
+/// <summary>Brokers, and per partition its leader, replicas and in-sync replicas, as the cluster
+/// reports them in a Metadata response (an API every Kafka version has).</summary>
+public sealed record ClusterSnapshot(IReadOnlyList<BrokerInfo> Brokers, IReadOnlyList<TopicInfo> Topics)
+{
+    public TopicInfo? Topic(string name) => Topics.FirstOrDefault(t => t.Name == name);
+
+    /// <summary>Reads the cluster's metadata; throws <see cref="KafkaException"/> when no broker answers in time.</summary>
+    public static ClusterSnapshot Read(KafkaConnection connection, TimeSpan timeout)
+    {
+        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection, "bookstore-metadata"))
+            .SetLogHandler((_, _) => { })
+            .Build();
+        return From(admin.GetMetadata(timeout));
+    }
+
+    public static ClusterSnapshot From(Metadata metadata)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        var brokers = metadata.Brokers
+            .Select(b => new BrokerInfo(b.BrokerId, b.Host, b.Port))
+            .OrderBy(b => b.Id)
+            .ToList();
+        var topics = metadata.Topics
+            .Where(t => !t.Error.IsError || t.Partitions.Count > 0)
+            .Select(t => new TopicInfo(
+                t.Topic,
+                t.Partitions
+                    .Select(p => new PartitionInfo(p.PartitionId, p.Leader, [.. p.Replicas], [.. p.InSyncReplicas]))
+                    .OrderBy(p => p.Id)
+                    .ToList()))
+            .OrderBy(t => t.Name, StringComparer.Ordinal)
+            .ToList();
+        return new ClusterSnapshot(brokers, topics);
+    }
+}
+
+public sealed record BrokerInfo(int Id, string Host, int Port);
+
+public sealed record TopicInfo(string Name, IReadOnlyList<PartitionInfo> Partitions)
+{
+    public int ReplicationFactor => Partitions.Count == 0 ? 0 : Partitions.Max(p => p.Replicas.Count);
+}
+
+public sealed record PartitionInfo(int Id, int Leader, IReadOnlyList<int> Replicas, IReadOnlyList<int> InSyncReplicas)
+{
+    public bool HasLeader => Leader >= 0;
+}

@@ -1,0 +1,405 @@
+using System.Diagnostics;
+using System.Globalization;
+using Bookstore.Contracts;
+using Bookstore.Messaging;
+
+namespace Bookstore.LocalKafka;
+
+/// <summary>A real Apache Kafka cluster on this machine, without Docker: one ZooKeeper and three
+/// brokers as separate JVMs on loopback, their data under <c>.bookstore/kafka/</c>.</summary>
+public sealed class LocalKafkaCluster
+{
+    /// <summary>Fewer than the broker default (50): a local cluster creates them faster.</summary>
+    public const int OffsetsTopicPartitions = 12;
+
+    private static readonly TimeSpan ZooKeeperStartTimeout = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan BrokerStartTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan MetadataTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly Action<string> _report;
+
+    public LocalKafkaCluster(ClusterLayout layout, Action<string>? report = null)
+    {
+        Layout = layout ?? throw new ArgumentNullException(nameof(layout));
+        _report = report ?? (_ => { });
+    }
+
+    public ClusterLayout Layout { get; }
+
+    /// <summary>The offsets topic, created explicitly with three replicas: 0.9 would otherwise
+    /// create it on the first group request with as many replicas as brokers are alive then.</summary>
+    public static TopicSpec OffsetsTopic { get; } = new("__consumer_offsets", OffsetsTopicPartitions, TimeSpan.FromDays(7), Compacted: true);
+
+    public static LocalKafkaCluster ForRepository(string repositoryRoot, Action<string>? report = null, int? zooKeeperPort = null, IReadOnlyList<int>? brokerPorts = null) =>
+        new(ClusterLayout.Resolve(repositoryRoot, zooKeeperPort, brokerPorts), report);
+
+    /// <summary>Starts what is not running, creates the topics of the table that are missing, and
+    /// returns once every partition has a leader. Harmless when everything already runs.</summary>
+    /// <returns>Whether this call started any process.</returns>
+    public async Task<bool> UpAsync(CancellationToken cancellationToken = default)
+    {
+        var java = JavaRuntime.Find();
+        var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
+        var started = false;
+        var clock = Stopwatch.StartNew();
+
+        started |= await EnsureZooKeeperAsync(java, distribution, cancellationToken);
+        started |= await EnsureBrokersAsync(java, distribution, Layout.Brokers, cancellationToken);
+
+        var state = Layout.State(distribution.Version);
+        state.Write(Layout.RepositoryRoot);
+        var connection = state.Connection;
+
+        await WaitForAsync(
+            "every broker to appear in the cluster's metadata",
+            () => TryReadSnapshot(connection) is { } s && Layout.Brokers.All(b => s.Brokers.Any(x => x.Id == b.Id)),
+            TimeSpan.FromSeconds(30),
+            cancellationToken);
+
+        await CreateTopicsAsync([OffsetsTopic, .. Topics.All], cancellationToken);
+        if (started)
+        {
+            _report($"cluster up in {clock.Elapsed.TotalSeconds:0.0} s: {connection}");
+        }
+        else
+        {
+            _report($"cluster already running: {connection}");
+        }
+
+        return started;
+    }
+
+    /// <summary>Creates the topics that do not exist yet (through Kafka's own TopicCommand: 0.9
+    /// has no CreateTopics API) and waits until each of their partitions has a leader.</summary>
+    public async Task CreateTopicsAsync(IReadOnlyCollection<TopicSpec> topics, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        var connection = Connection();
+        var snapshot = ReadSnapshot(connection);
+        var missing = topics.Where(t => snapshot.Topic(t.Name) is null).Select(t => t.CappedTo(Layout.Brokers.Count)).ToList();
+        foreach (var existing in topics.Select(t => (Spec: t, Info: snapshot.Topic(t.Name))).Where(x => x.Info is not null))
+        {
+            if (existing.Info!.Partitions.Count != existing.Spec.Partitions)
+            {
+                _report($"warning: {existing.Spec.Name} has {existing.Info.Partitions.Count} partitions, the table declares {existing.Spec.Partitions}");
+            }
+        }
+
+        if (missing.Count > 0)
+        {
+            var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
+            var java = JavaRuntime.Find();
+            _report($"creating {missing.Count} topic(s): {string.Join(", ", missing.Select(t => t.Name))}");
+
+            // Each creation starts a JVM: two at a time keeps a 2-core machine responsive.
+            using var gate = new SemaphoreSlim(2);
+            await Task.WhenAll(missing.Select(async topic =>
+            {
+                await gate.WaitAsync(cancellationToken);
+                try
+                {
+                    await TopicCommand.CreateAsync(java, distribution, Layout, topic, cancellationToken);
+                }
+                finally
+                {
+                    gate.Release();
+                }
+            }));
+        }
+
+        var names = topics.Select(t => t.Name).ToHashSet();
+        await WaitForAsync(
+            "every partition to have a leader",
+            () => TryReadSnapshot(connection) is { } s
+                && names.All(n => s.Topic(n) is { } t && t.Partitions.Count > 0 && t.Partitions.All(p => p.HasLeader)),
+            TimeSpan.FromSeconds(60),
+            cancellationToken);
+    }
+
+    public async Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken = default)
+    {
+        var registered = await ZooKeeperProbe.RegisteredBrokersAsync(Layout.ZooKeeper.Port, cancellationToken);
+        var zkPid = NodeProcess.Find(Layout.ZooKeeper);
+        var zooKeeper = new NodeStatus(Layout.ZooKeeper.Name, 0, Layout.ZooKeeper.Port, zkPid, zkPid is not null, registered is not null);
+        var brokers = Layout.Brokers
+            .Select(b => (Node: b, Pid: NodeProcess.Find(b)))
+            .Select(x => new NodeStatus(x.Node.Name, x.Node.Id, x.Node.Port, x.Pid, x.Pid is not null, registered?.Contains(x.Node.Id) == true))
+            .ToList();
+
+        var state = LocalClusterState.TryRead(Layout.RepositoryRoot);
+        ClusterSnapshot? snapshot = null;
+        string? error = null;
+        if (brokers.Any(b => b.Running))
+        {
+            try
+            {
+                snapshot = ReadSnapshot(Connection());
+            }
+            catch (LocalKafkaException e)
+            {
+                error = e.Message;
+            }
+        }
+        else
+        {
+            error = "no broker is running";
+        }
+
+        var declared = Topics.All.ToDictionary(t => t.Name);
+        var topics = (snapshot?.Topics ?? [])
+            .Select(t => new TopicStatus(t.Name, declared.ContainsKey(t.Name), declared.GetValueOrDefault(t.Name)?.Partitions, declared.GetValueOrDefault(t.Name)?.ReplicationFactor, t.Partitions))
+            .Concat(Topics.All.Where(t => snapshot?.Topic(t.Name) is null).Select(t => new TopicStatus(t.Name, true, t.Partitions, t.ReplicationFactor, [])))
+            .OrderBy(t => !t.Declared).ThenBy(t => t.Name, StringComparer.Ordinal)
+            .ToList();
+        return new ClusterStatus(Layout.BootstrapServers, state?.BrokerVersion, zooKeeper, brokers, topics, error);
+    }
+
+    /// <summary>SIGKILLs broker <paramref name="id"/>, then waits for what a crash leads to:
+    /// ZooKeeper expires its session, its partitions elect new leaders, the ISR shrinks.</summary>
+    public async Task KillBrokerAsync(int id, CancellationToken cancellationToken = default)
+    {
+        var broker = Layout.Broker(id);
+        var pid = NodeProcess.Find(broker) ?? throw new LocalKafkaException($"Broker {id} is not running.");
+        var clock = Stopwatch.StartNew();
+        NodeProcess.Kill(pid);
+        await NodeProcess.WaitForExitAsync(pid, TimeSpan.FromSeconds(10), cancellationToken);
+        File.Delete(broker.PidFile);
+        _report($"broker {id} (pid {pid}) killed with SIGKILL");
+
+        await WaitForAsync(
+            $"ZooKeeper to expire broker {id}'s session",
+            async ct => await ZooKeeperProbe.RegisteredBrokersAsync(Layout.ZooKeeper.Port, ct) is { } ids && !ids.Contains(id),
+            TimeSpan.FromSeconds(30),
+            cancellationToken);
+        _report($"ZooKeeper dropped broker {id} after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        var connection = Connection();
+        await WaitForAsync(
+            $"every partition to have a leader other than broker {id}",
+            () => TryReadSnapshot(connection) is { } s && s.Topics.All(t => t.Partitions.All(p => p.HasLeader && p.Leader != id)),
+            TimeSpan.FromSeconds(30),
+            cancellationToken);
+        _report($"every partition has a leader after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        // Until the leaders drop the dead replica from the ISR (replica.lag.time.max.ms), an
+        // acks=all write waits for it; say when that is over, and do not fail if it takes long.
+        var shrunk = await Poll.UntilAsync(
+            () => TryReadSnapshot(connection) is { } s && s.Topics.All(t => t.Partitions.All(p => !p.InSyncReplicas.Contains(id))),
+            TimeSpan.FromSeconds(30),
+            cancellationToken: cancellationToken);
+        _report(shrunk
+            ? $"the ISR no longer lists broker {id} after {clock.Elapsed.TotalSeconds:0.0} s"
+            : $"after {clock.Elapsed.TotalSeconds:0.0} s some ISRs still list broker {id}; acks=all writes to them wait until it is dropped");
+    }
+
+    /// <summary>Starts broker <paramref name="id"/> again and waits until it is back in every ISR.</summary>
+    public async Task StartBrokerAsync(int id, CancellationToken cancellationToken = default)
+    {
+        var broker = Layout.Broker(id);
+        if (NodeProcess.Find(broker) is { } running)
+        {
+            _report($"broker {id} is already running (pid {running})");
+            return;
+        }
+
+        if (NodeProcess.Find(Layout.ZooKeeper) is null)
+        {
+            throw new LocalKafkaException("ZooKeeper is not running: start the whole cluster with ./bookstore kafka up.");
+        }
+
+        var java = JavaRuntime.Find();
+        var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
+        var clock = Stopwatch.StartNew();
+        await EnsureBrokersAsync(java, distribution, [broker], cancellationToken);
+        _report($"broker {id} registered in ZooKeeper after {clock.Elapsed.TotalSeconds:0.0} s");
+
+        var connection = Connection();
+        await WaitForAsync(
+            $"broker {id} to rejoin the in-sync replicas of every partition",
+            () => TryReadSnapshot(connection) is { } s
+                && s.Brokers.Any(b => b.Id == id)
+                && s.Topics.All(t => t.Partitions.All(p => p.InSyncReplicas.Order().SequenceEqual(p.Replicas.Order()))),
+            TimeSpan.FromSeconds(90),
+            cancellationToken);
+        _report($"broker {id} is back in every ISR after {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    /// <summary>Stops the brokers, then ZooKeeper (a broker whose ZooKeeper is gone hangs in
+    /// controlled shutdown), each with SIGTERM and SIGKILL after a deadline; then makes sure no
+    /// process of this cluster is left.</summary>
+    public async Task DownAsync(CancellationToken cancellationToken = default)
+    {
+        var brokers = Layout.Brokers.Select(b => (Node: b, Pid: NodeProcess.Find(b))).Where(x => x.Pid is not null).ToList();
+        if (brokers.Count > 0)
+        {
+            var results = await Task.WhenAll(brokers.Select(b => NodeProcess.StopAsync(b.Pid!.Value, TimeSpan.FromSeconds(30), cancellationToken)));
+            for (var i = 0; i < brokers.Count; i++)
+            {
+                _report($"{brokers[i].Node.Name} stopped{(results[i] ? string.Empty : " (SIGKILL after 30 s)")}");
+            }
+        }
+
+        if (NodeProcess.Find(Layout.ZooKeeper) is { } zk)
+        {
+            var clean = await NodeProcess.StopAsync(zk, TimeSpan.FromSeconds(15), cancellationToken);
+            _report($"zookeeper stopped{(clean ? string.Empty : " (SIGKILL after 15 s)")}");
+        }
+
+        foreach (var node in Layout.Nodes)
+        {
+            foreach (var stray in NodeProcess.FindByMarker(node.Marker))
+            {
+                NodeProcess.Kill(stray);
+                await NodeProcess.WaitForExitAsync(stray, TimeSpan.FromSeconds(10), cancellationToken);
+                _report($"{node.Name}: killed a leftover process {stray}");
+            }
+
+            File.Delete(node.PidFile);
+        }
+
+        _report("cluster down");
+    }
+
+    private KafkaConnection Connection() =>
+        (LocalClusterState.TryRead(Layout.RepositoryRoot)
+            ?? throw new LocalKafkaException("The local cluster has never been started: run ./bookstore kafka up.")).Connection;
+
+    private static ClusterSnapshot ReadSnapshot(KafkaConnection connection)
+    {
+        try
+        {
+            return ClusterSnapshot.Read(connection, MetadataTimeout);
+        }
+        catch (Confluent.Kafka.KafkaException e)
+        {
+            throw new LocalKafkaException($"No broker at {connection.BootstrapServers} answered: {e.Error.Reason}", e);
+        }
+    }
+
+    private static ClusterSnapshot? TryReadSnapshot(KafkaConnection connection)
+    {
+        try
+        {
+            return ClusterSnapshot.Read(connection, MetadataTimeout);
+        }
+        catch (Confluent.Kafka.KafkaException)
+        {
+            return null;
+        }
+    }
+
+    private async Task<bool> EnsureZooKeeperAsync(string java, KafkaDistribution distribution, CancellationToken cancellationToken)
+    {
+        var node = Layout.ZooKeeper;
+        if (NodeProcess.Find(node) is not null)
+        {
+            return false;
+        }
+
+        RequireFreePort(node);
+        Directory.CreateDirectory(node.DataDirectory);
+        await File.WriteAllTextAsync(node.ConfigFile, Layout.ZooKeeperProperties(), cancellationToken);
+        var pid = NodeProcess.Start(node, java, JvmArguments(node, distribution, "-Xmx128m", "org.apache.zookeeper.server.quorum.QuorumPeerMain", node.ConfigFile));
+        _report($"zookeeper starting on 127.0.0.1:{node.Port} (pid {pid})");
+
+        if (!await Poll.UntilAsync(async ct => !NodeProcess.IsAlive(pid) || await ZooKeeperProbe.IsServingAsync(node.Port, ct), ZooKeeperStartTimeout, cancellationToken: cancellationToken)
+            || !NodeProcess.IsAlive(pid))
+        {
+            await FailAsync(node, pid, "did not start serving", cancellationToken);
+        }
+
+        return true;
+    }
+
+    private async Task<bool> EnsureBrokersAsync(string java, KafkaDistribution distribution, IReadOnlyList<NodeLayout> brokers, CancellationToken cancellationToken)
+    {
+        var toStart = brokers.Where(b => NodeProcess.Find(b) is null).ToList();
+        foreach (var broker in toStart)
+        {
+            RequireFreePort(broker);
+        }
+
+        var pids = new Dictionary<NodeLayout, int>();
+        foreach (var broker in toStart)
+        {
+            Directory.CreateDirectory(broker.DataDirectory);
+            Directory.CreateDirectory(broker.LogsDirectory);
+            await File.WriteAllTextAsync(broker.ConfigFile, Layout.BrokerProperties(broker, OffsetsTopicPartitions), cancellationToken);
+            pids[broker] = NodeProcess.Start(broker, java, JvmArguments(broker, distribution, "-Xmx512m", "kafka.Kafka", broker.ConfigFile));
+            _report($"{broker.Name} starting on 127.0.0.1:{broker.Port} (pid {pids[broker]})");
+        }
+
+        // A broker that cannot bind its port logs FATAL and stays alive: registration in
+        // ZooKeeper, not the process, says it is up.
+        IReadOnlySet<int> registered = new HashSet<int>();
+        await Poll.UntilAsync(
+            async ct =>
+            {
+                registered = await ZooKeeperProbe.RegisteredBrokersAsync(Layout.ZooKeeper.Port, ct) ?? new HashSet<int>();
+                return pids.All(p => registered.Contains(p.Key.Id) || !NodeProcess.IsAlive(p.Value));
+            },
+            BrokerStartTimeout,
+            cancellationToken: cancellationToken);
+
+        foreach (var (broker, pid) in pids)
+        {
+            if (!registered.Contains(broker.Id) || !NodeProcess.IsAlive(pid))
+            {
+                await FailAsync(broker, pid, "did not register in ZooKeeper", cancellationToken);
+            }
+        }
+
+        return pids.Count > 0;
+    }
+
+    private static void RequireFreePort(NodeLayout node)
+    {
+        if (!NodeProcess.IsPortFree(node.Port))
+        {
+            throw new LocalKafkaException(
+                $"Port {node.Port} for {node.Name} is taken by another process (see: ss -ltnp 'sport = :{node.Port}'). " +
+                $"Stop it, or choose other ports with {ClusterLayout.BrokerPortsVariable}=9192,9193,9194 and {ClusterLayout.ZooKeeperPortVariable}=2281.");
+        }
+    }
+
+    private static async Task FailAsync(NodeLayout node, int pid, string what, CancellationToken cancellationToken)
+    {
+        if (NodeProcess.IsAlive(pid))
+        {
+            NodeProcess.Kill(pid);
+            await NodeProcess.WaitForExitAsync(pid, TimeSpan.FromSeconds(10), cancellationToken);
+        }
+
+        File.Delete(node.PidFile);
+        throw new LocalKafkaException($"{node.Name} {what}; it was stopped. Last lines of {node.LogFile}:\n{NodeProcess.Tail(node.LogFile, 25)}");
+    }
+
+    private static List<string> JvmArguments(NodeLayout node, KafkaDistribution distribution, string heap, string mainClass, string config) =>
+    [
+        heap,
+        node.Marker,
+        "-Djava.awt.headless=true",
+        $"-Dlog4j.configuration=file:{distribution.Log4jConfig}",
+        $"-Dkafka.logs.dir={node.LogsDirectory}",
+        "-cp",
+        distribution.ClassPath,
+        mainClass,
+        config,
+    ];
+
+    private static async Task WaitForAsync(string what, Func<bool> condition, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (!await Poll.UntilAsync(condition, timeout, cancellationToken: cancellationToken))
+        {
+            throw new LocalKafkaException($"Timed out after {timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s waiting for {what}.");
+        }
+    }
+
+    private static async Task WaitForAsync(string what, Func<CancellationToken, Task<bool>> condition, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (!await Poll.UntilAsync(condition, timeout, cancellationToken: cancellationToken))
+        {
+            throw new LocalKafkaException($"Timed out after {timeout.TotalSeconds.ToString(CultureInfo.InvariantCulture)} s waiting for {what}.");
+        }
+    }
+}
