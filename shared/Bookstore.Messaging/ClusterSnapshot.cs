@@ -29,7 +29,7 @@ public sealed record ClusterSnapshot(IReadOnlyList<BrokerInfo> Brokers, IReadOnl
             .Select(t => new TopicInfo(
                 t.Topic,
                 t.Partitions
-                    .Select(p => new PartitionInfo(p.PartitionId, p.Leader, [.. p.Replicas], [.. p.InSyncReplicas]))
+                    .Select(p => new PartitionInfo(p.PartitionId, p.Leader, [.. p.Replicas], [.. p.InSyncReplicas], p.Error.IsError ? p.Error.Reason : null))
                     .OrderBy(p => p.Id)
                     .ToList()))
             .OrderBy(t => t.Name, StringComparer.Ordinal)
@@ -45,7 +45,9 @@ public sealed record TopicInfo(string Name, IReadOnlyList<PartitionInfo> Partiti
     public int ReplicationFactor => Partitions.Count == 0 ? 0 : Partitions.Max(p => p.Replicas.Count);
 }
 
-public sealed record PartitionInfo(int Id, int Leader, IReadOnlyList<int> Replicas, IReadOnlyList<int> InSyncReplicas)
+/// <param name="Error">As the broker reports it. Kafka 0.9 lists only live brokers in
+/// <see cref="Replicas"/> and <see cref="InSyncReplicas"/> and says "Replica not available" while one is down.</param>
+public sealed record PartitionInfo(int Id, int Leader, IReadOnlyList<int> Replicas, IReadOnlyList<int> InSyncReplicas, string? Error = null)
 {
     public bool HasLeader => Leader >= 0;
 }

@@ -111,7 +111,7 @@ internal static class KafkaCommands
             foreach (var p in topic.Partitions)
             {
                 var leader = p.HasLeader ? p.Leader.ToString(CultureInfo.InvariantCulture) : "NONE";
-                Console.WriteLine($"  {topic.Name,-24} {p.Id,4} {leader,6}  {string.Join(',', p.Replicas),-10} {string.Join(',', p.InSyncReplicas),-10}");
+                Console.WriteLine($"  {topic.Name,-24} {p.Id,4} {leader,6}  {string.Join(',', p.Replicas),-10} {string.Join(',', p.InSyncReplicas),-10} {p.Error}");
             }
         }
     }

@@ -91,20 +91,7 @@ public sealed class LocalKafkaCluster
             var java = JavaRuntime.Find();
             _report($"creating {missing.Count} topic(s): {string.Join(", ", missing.Select(t => t.Name))}");
 
-            // Each creation starts a JVM: two at a time keeps a 2-core machine responsive.
-            using var gate = new SemaphoreSlim(2);
-            await Task.WhenAll(missing.Select(async topic =>
-            {
-                await gate.WaitAsync(cancellationToken);
-                try
-                {
-                    await TopicCommand.CreateAsync(java, distribution, Layout, topic, cancellationToken);
-                }
-                finally
-                {
-                    gate.Release();
-                }
-            }));
+            await TwoAtATimeAsync(missing, topic => TopicCommand.CreateAsync(java, distribution, Layout, topic, cancellationToken), cancellationToken);
         }
 
         var names = topics.Select(t => t.Name).ToHashSet();
@@ -114,6 +101,15 @@ public sealed class LocalKafkaCluster
                 && names.All(n => s.Topic(n) is { } t && t.Partitions.Count > 0 && t.Partitions.All(p => p.HasLeader)),
             TimeSpan.FromSeconds(60),
             cancellationToken);
+    }
+
+    /// <summary>Deletes the topics (test topics, typically) through TopicCommand.</summary>
+    public async Task DeleteTopicsAsync(IReadOnlyCollection<string> topics, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
+        var java = JavaRuntime.Find();
+        await TwoAtATimeAsync(topics, topic => TopicCommand.DeleteAsync(java, distribution, Layout, topic, cancellationToken), cancellationToken);
     }
 
     public async Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken = default)
@@ -188,8 +184,8 @@ public sealed class LocalKafkaCluster
             TimeSpan.FromSeconds(30),
             cancellationToken: cancellationToken);
         _report(shrunk
-            ? $"the ISR no longer lists broker {id} after {clock.Elapsed.TotalSeconds:0.0} s"
-            : $"after {clock.Elapsed.TotalSeconds:0.0} s some ISRs still list broker {id}; acks=all writes to them wait until it is dropped");
+            ? $"no in-sync replica set in the metadata lists broker {id} after {clock.Elapsed.TotalSeconds:0.0} s"
+            : $"after {clock.Elapsed.TotalSeconds:0.0} s some in-sync replica sets still list broker {id}; acks=all writes to them wait until it is dropped");
     }
 
     /// <summary>Starts broker <paramref name="id"/> again and waits until it is back in every ISR.</summary>
@@ -372,6 +368,24 @@ public sealed class LocalKafkaCluster
 
         File.Delete(node.PidFile);
         throw new LocalKafkaException($"{node.Name} {what}; it was stopped. Last lines of {node.LogFile}:\n{NodeProcess.Tail(node.LogFile, 25)}");
+    }
+
+    /// <summary>Each TopicCommand is a JVM: two at a time keeps a 2-core machine responsive.</summary>
+    private static async Task TwoAtATimeAsync<T>(IEnumerable<T> items, Func<T, Task> action, CancellationToken cancellationToken)
+    {
+        using var gate = new SemaphoreSlim(2);
+        await Task.WhenAll(items.Select(async item =>
+        {
+            await gate.WaitAsync(cancellationToken);
+            try
+            {
+                await action(item);
+            }
+            finally
+            {
+                gate.Release();
+            }
+        }));
     }
 
     private static List<string> JvmArguments(NodeLayout node, KafkaDistribution distribution, string heap, string mainClass, string config) =>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Bookstore.Contracts;
 using Bookstore.Messaging;
 
@@ -9,7 +10,36 @@ internal static class TopicCommand
 {
     private static readonly Version FirstWithBootstrapServer = new(2, 2);
 
-    public static async Task CreateAsync(string java, KafkaDistribution distribution, ClusterLayout layout, TopicSpec topic, CancellationToken cancellationToken)
+    public static Task CreateAsync(string java, KafkaDistribution distribution, ClusterLayout layout, TopicSpec topic, CancellationToken cancellationToken)
+    {
+        List<string> create =
+        [
+            "--create",
+            "--topic", topic.Name,
+            "--partitions", topic.Partitions.ToString(CultureInfo.InvariantCulture),
+            "--replication-factor", topic.ReplicationFactor.ToString(CultureInfo.InvariantCulture),
+        ];
+        foreach (var (key, value) in topic.Configs())
+        {
+            create.Add("--config");
+            create.Add($"{key}={value}");
+        }
+
+        return RunAsync(java, distribution, layout, create, ["Created topic", "already exists"], $"Creating topic {topic.Name}", cancellationToken);
+    }
+
+    /// <summary>Marks the topic for deletion; the controller removes it shortly after.</summary>
+    public static Task DeleteAsync(string java, KafkaDistribution distribution, ClusterLayout layout, string topic, CancellationToken cancellationToken) =>
+        RunAsync(java, distribution, layout, ["--delete", "--topic", topic], ["marked for deletion", "does not exist"], $"Deleting topic {topic}", cancellationToken);
+
+    private static async Task RunAsync(
+        string java,
+        KafkaDistribution distribution,
+        ClusterLayout layout,
+        IReadOnlyList<string> command,
+        IReadOnlyList<string> success,
+        string what,
+        CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(java)
         {
@@ -17,7 +47,7 @@ internal static class TopicCommand
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var argument in Arguments(distribution, layout, topic))
+        foreach (var argument in Arguments(distribution, layout, command))
         {
             start.ArgumentList.Add(argument);
         }
@@ -27,15 +57,13 @@ internal static class TopicCommand
         var stdout = await process.StandardOutput.ReadToEndAsync(cancellationToken);
         await process.WaitForExitAsync(cancellationToken);
         var output = (stdout + await stderr).Trim();
-        var created = output.Contains("Created topic", StringComparison.Ordinal);
-        var existed = output.Contains("already exists", StringComparison.Ordinal);
-        if (process.ExitCode != 0 || !(created || existed))
+        if (process.ExitCode != 0 || !success.Any(s => output.Contains(s, StringComparison.Ordinal)))
         {
-            throw new LocalKafkaException($"Creating topic {topic.Name} failed (exit {process.ExitCode}):\n{output}");
+            throw new LocalKafkaException($"{what} failed (exit {process.ExitCode}):\n{output}");
         }
     }
 
-    internal static List<string> Arguments(KafkaDistribution distribution, ClusterLayout layout, TopicSpec topic)
+    internal static List<string> Arguments(KafkaDistribution distribution, ClusterLayout layout, IReadOnlyList<string> command)
     {
         List<string> arguments =
         [
@@ -49,19 +77,7 @@ internal static class TopicCommand
         arguments.AddRange(KafkaConnection.ParseVersion(distribution.Version) >= FirstWithBootstrapServer
             ? ["--bootstrap-server", layout.BootstrapServers]
             : ["--zookeeper", layout.ZooKeeperConnect]);
-        arguments.AddRange(
-        [
-            "--create",
-            "--topic", topic.Name,
-            "--partitions", topic.Partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            "--replication-factor", topic.ReplicationFactor.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        ]);
-        foreach (var (key, value) in topic.Configs())
-        {
-            arguments.Add("--config");
-            arguments.Add($"{key}={value}");
-        }
-
+        arguments.AddRange(command);
         return arguments;
     }
 }

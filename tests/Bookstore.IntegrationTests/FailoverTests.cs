@@ -1,0 +1,69 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using Bookstore.IntegrationTests.Fixture;
+using Bookstore.Messaging;
+using Confluent.Kafka;
+
+namespace Bookstore.IntegrationTests;
+
+/// <summary>Seed §4 "Replicas": with replication factor 3 and min.insync.replicas 2, losing one
+/// broker loses no acknowledged write and does not stop <c>acks=all</c> writes.</summary>
+[Collection(KafkaCollection.Name)]
+public sealed class FailoverTests(KafkaClusterFixture fixture)
+{
+    [BrokerControlFact]
+    public async Task With_one_broker_killed_acks_all_writes_succeed_and_nothing_acknowledged_is_lost()
+    {
+        const int Partitions = 6;
+        var topic = await fixture.CreateTopicAsync("failover", Partitions);
+        var victim = ClusterSnapshot.Read(fixture.Connection, TimeSpan.FromSeconds(10)).Topic(topic)!.Partitions[0].Leader;
+        var acknowledged = new ConcurrentBag<string>();
+        var failed = new ConcurrentBag<string>();
+        var produced = 0;
+
+        using var producer = TestClients.Producer(fixture.Connection);
+        void ProduceBatch(int count)
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var id = Interlocked.Increment(ref produced).ToString("D6", CultureInfo.InvariantCulture);
+                producer.Produce(topic, new Message<string, string> { Key = $"order-{id}", Value = id }, report =>
+                {
+                    (report.Error.IsError ? failed : acknowledged).Add(report.Message.Value);
+                });
+            }
+        }
+
+        using var stop = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                ProduceBatch(50);
+                await Task.Delay(20);
+            }
+        });
+
+        try
+        {
+            Assert.True(await Poll.UntilAsync(() => acknowledged.Count >= 500, TestClients.Deadline), "writes flow before the kill");
+            await fixture.Cluster.KillBrokerAsync(victim);
+            var afterKill = acknowledged.Count;
+            Assert.True(await Poll.UntilAsync(() => acknowledged.Count >= afterKill + 1000, TestClients.Deadline), $"acks=all writes go on with broker {victim} down");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await writer;
+            producer.Flush(TestClients.Deadline);
+            await fixture.Cluster.StartBrokerAsync(victim);
+        }
+
+        Assert.Empty(failed);
+        Assert.Equal(produced, acknowledged.Count);
+
+        var stored = TestClients.ReadToEnd(fixture.Connection, topic, Partitions).Select(r => r.Message.Value).ToHashSet();
+        var lost = acknowledged.Where(id => !stored.Contains(id)).ToList();
+        Assert.True(lost.Count == 0, $"{lost.Count} acknowledged writes lost, e.g. {string.Join(", ", lost.Take(5))}");
+    }
+}
