@@ -1,0 +1,8 @@
+using Bookstore.ServiceDefaults;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5400");
+
+var app = builder.Build();
+app.MapDefaultEndpoints();
+app.Run();
