@@ -12,7 +12,7 @@ public sealed record ClusterSnapshot(IReadOnlyList<BrokerInfo> Brokers, IReadOnl
     public static ClusterSnapshot Read(KafkaConnection connection, TimeSpan timeout)
     {
         using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection, "bookstore-metadata"))
-            .SetLogHandler((_, _) => { })
+            .SetLogHandler((_, _) => { }) // a probe: an unreachable broker is the answer, not noise
             .Build();
         return From(admin.GetMetadata(timeout));
     }

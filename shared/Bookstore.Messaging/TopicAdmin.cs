@@ -17,7 +17,7 @@ public static class TopicAdmin
             throw new NotSupportedException($"Kafka {connection.BrokerVersion} has no CreateTopics API: create topics with Kafka's TopicCommand (./bookstore kafka up does).");
         }
 
-        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection)).Build();
+        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection)).SetLogHandler(KafkaLogs.ToStandardError).Build();
         var brokerCount = admin.GetMetadata(timeout).Brokers.Count;
         var specifications = topics
             .Select(t => t.CappedTo(brokerCount))
@@ -44,7 +44,7 @@ public static class TopicAdmin
     public static async Task DeleteTopicsAsync(KafkaConnection connection, IReadOnlyCollection<string> topics, TimeSpan timeout)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection)).Build();
+        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection)).SetLogHandler(KafkaLogs.ToStandardError).Build();
         try
         {
             await admin.DeleteTopicsAsync(topics, new DeleteTopicsOptions { RequestTimeout = timeout });

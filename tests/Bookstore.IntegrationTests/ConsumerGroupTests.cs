@@ -83,6 +83,7 @@ public sealed class ConsumerGroupTests(KafkaClusterFixture fixture)
             received[member] = [];
             var config = KafkaClientConfigs.Consumer(fixture.Connection, group, $"worker-{member}");
             using var consumer = new ConsumerBuilder<string, string>(config)
+                .SetLogHandler(KafkaLogs.ToStandardError)
                 .SetPartitionsAssignedHandler((_, assigned) => assignments[member] = [.. assigned.Select(tp => tp.Partition.Value)])
                 .SetPartitionsRevokedHandler((_, _) => assignments[member] = [])
                 .Build();

@@ -10,10 +10,10 @@ public static class TestClients
     public static readonly TimeSpan Deadline = TimeSpan.FromSeconds(60);
 
     public static IProducer<string, string> Producer(KafkaConnection connection) =>
-        new ProducerBuilder<string, string>(KafkaClientConfigs.Producer(connection, "integration-test")).Build();
+        new ProducerBuilder<string, string>(KafkaClientConfigs.Producer(connection, "integration-test")).SetLogHandler(KafkaLogs.ToStandardError).Build();
 
     public static IConsumer<string, string> Consumer(KafkaConnection connection, string groupId, string clientId = "integration-test") =>
-        new ConsumerBuilder<string, string>(KafkaClientConfigs.Consumer(connection, groupId, clientId)).Build();
+        new ConsumerBuilder<string, string>(KafkaClientConfigs.Consumer(connection, groupId, clientId)).SetLogHandler(KafkaLogs.ToStandardError).Build();
 
     /// <summary>Produces all messages at once (many in flight, no awaiting one by one) and returns
     /// their delivery reports in the order given; a failed delivery fails the test.</summary>

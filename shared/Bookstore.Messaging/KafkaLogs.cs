@@ -1,0 +1,28 @@
+using Confluent.Kafka;
+
+namespace Bookstore.Messaging;
+
+/// <summary>librdkafka's own log lines, minus the ones that are expected by design.</summary>
+public static class KafkaLogs
+{
+    /// <summary>librdkafka 2.x warns on every client that the legacy-broker settings are deprecated.
+    /// They are set only for a 0.9 broker (see <see cref="KafkaConnection.ApplyTo{T}"/>), where they
+    /// are required, so the warning says nothing new.</summary>
+    public static bool IsExpected(LogMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return message.Facility == "CONFWARN"
+            && (message.Message.Contains("api.version.request", StringComparison.Ordinal)
+                || message.Message.Contains("broker.version.fallback", StringComparison.Ordinal));
+    }
+
+    /// <summary>A log handler that writes what is not expected to standard error, as librdkafka would.</summary>
+    public static void ToStandardError<TClient>(TClient client, LogMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (!IsExpected(message))
+        {
+            Console.Error.WriteLine($"%{(int)message.Level}|{message.Facility}|{message.Name}| {message.Message}");
+        }
+    }
+}
