@@ -42,6 +42,10 @@ public sealed class LocalKafkaCluster
         var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
         var started = false;
         var clock = Stopwatch.StartNew();
+        foreach (var node in Layout.Nodes.Where(n => NodeProcess.Find(n) is null))
+        {
+            RequireFreePort(node);
+        }
 
         started |= await EnsureZooKeeperAsync(java, distribution, cancellationToken);
         started |= await EnsureBrokersAsync(java, distribution, Layout.Brokers, cancellationToken);

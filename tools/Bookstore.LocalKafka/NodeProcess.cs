@@ -101,6 +101,8 @@ internal static partial class NodeProcess
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         try
         {
+            // As the JVM does: connections of a stopped broker still in TIME_WAIT do not make the port taken.
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
             socket.Bind(new IPEndPoint(IPAddress.Loopback, port));
             return true;
         }
