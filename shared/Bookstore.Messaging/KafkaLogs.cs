@@ -16,6 +16,19 @@ public static class KafkaLogs
                 || message.Message.Contains("broker.version.fallback", StringComparison.Ordinal));
     }
 
+    public static Microsoft.Extensions.Logging.LogLevel LevelOf(LogMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return message.Level switch
+        {
+            SyslogLevel.Emergency or SyslogLevel.Alert or SyslogLevel.Critical => Microsoft.Extensions.Logging.LogLevel.Critical,
+            SyslogLevel.Error => Microsoft.Extensions.Logging.LogLevel.Error,
+            SyslogLevel.Warning => Microsoft.Extensions.Logging.LogLevel.Warning,
+            SyslogLevel.Notice or SyslogLevel.Info => Microsoft.Extensions.Logging.LogLevel.Information,
+            _ => Microsoft.Extensions.Logging.LogLevel.Debug,
+        };
+    }
+
     /// <summary>A log handler that writes what is not expected to standard error, as librdkafka would.</summary>
     public static void ToStandardError<TClient>(TClient client, LogMessage message)
     {

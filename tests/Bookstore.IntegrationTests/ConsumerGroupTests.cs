@@ -84,8 +84,9 @@ public sealed class ConsumerGroupTests(KafkaClusterFixture fixture)
             var config = KafkaClientConfigs.Consumer(fixture.Connection, group, $"worker-{member}");
             using var consumer = new ConsumerBuilder<string, string>(config)
                 .SetLogHandler(KafkaLogs.ToStandardError)
-                .SetPartitionsAssignedHandler((_, assigned) => assignments[member] = [.. assigned.Select(tp => tp.Partition.Value)])
-                .SetPartitionsRevokedHandler((_, _) => assignments[member] = [])
+                // Incremental (cooperative) rebalancing: handlers get what is added or taken away.
+                .SetPartitionsAssignedHandler((_, added) => assignments[member] = [.. assignments.GetValueOrDefault(member, []).Union(added.Select(tp => tp.Partition.Value))])
+                .SetPartitionsRevokedHandler((_, revoked) => assignments[member] = [.. assignments.GetValueOrDefault(member, []).Except(revoked.Select(tp => tp.Partition.Value))])
                 .Build();
             consumer.Subscribe(topic);
             while (!stop.IsCancellationRequested)

@@ -1,0 +1,356 @@
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Events;
+using Bookstore.Messaging.Storage;
+using Confluent.Kafka;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+
+namespace Bookstore.Messaging.Consuming;
+
+/// <summary>The service's group member: consumes a batch per poll, handles it in one database
+/// transaction (deduplicated by event id, failures isolated per message), and stores the offsets
+/// only after that transaction committed; librdkafka commits stored offsets in the background and
+/// on every revocation and shutdown. A crash anywhere therefore re-delivers, and the processed-event
+/// record turns the re-delivery into a no-op.</summary>
+public sealed partial class ConsumerHost(
+    IServiceProvider services,
+    ConsumerRegistration registration,
+    ServiceDatabase database,
+    Outbox.Outbox outbox,
+    MessagingOptions options,
+    ILogger<ConsumerHost> logger) : BackgroundService
+{
+    private const string Savepoint = "message";
+    private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
+
+    private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (PoisonMessageException or OperationCanceledException)),
+            MaxRetryAttempts = Math.Max(0, options.MaxAttempts - 1),
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = TimeSpan.FromMilliseconds(20),
+        })
+        .Build();
+
+    private long _processed;
+    private long _deadLettered;
+
+    public long Processed => Interlocked.Read(ref _processed);
+
+    public long DeadLettered => Interlocked.Read(ref _deadLettered);
+
+    /// <summary>The partitions this member owns now (physical topic names).</summary>
+    public IReadOnlyList<TopicPartition> Assignment { get; private set; } = [];
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.Factory.StartNew(() => RunAsync(stoppingToken), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
+        var group = options.GroupId;
+        using var consumer = Build(group);
+        consumer.Subscribe(registration.Topics.Select(options.TopicName));
+        LogStarted(group, string.Join(", ", registration.Topics));
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var batch = ConsumeBatch(consumer);
+                if (batch.Count == 0)
+                {
+                    continue;
+                }
+
+                // The batch in hand is finished even when shutdown begins meanwhile.
+                if (!await ProcessWithRetriesAsync(batch, stoppingToken))
+                {
+                    break;
+                }
+
+                StoreOffsets(consumer, batch);
+
+                outbox.Committed();
+            }
+        }
+        finally
+        {
+            CommitStored(consumer, "shutdown");
+            consumer.Close();
+            LogStopped(group);
+        }
+    }
+
+    private static void StoreOffsets(IConsumer<byte[], byte[]> consumer, List<ConsumeResult<byte[], byte[]>> batch)
+    {
+        foreach (var partition in batch.GroupBy(r => r.TopicPartition))
+        {
+            try
+            {
+                consumer.StoreOffset(new TopicPartitionOffset(partition.Key, partition.Max(r => r.Offset.Value) + 1));
+            }
+            catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_State)
+            {
+                // Revoked while the batch was in hand: its next owner reads these messages again
+                // and finds them processed.
+            }
+        }
+    }
+
+    private List<ConsumeResult<byte[], byte[]>> ConsumeBatch(IConsumer<byte[], byte[]> consumer)
+    {
+        var batch = new List<ConsumeResult<byte[], byte[]>>();
+        try
+        {
+            var timeout = PollTimeout;
+            while (batch.Count < options.MaxBatchSize && consumer.Consume(timeout) is { } result)
+            {
+                if (!result.IsPartitionEOF)
+                {
+                    batch.Add(result);
+                }
+
+                timeout = TimeSpan.Zero;
+            }
+        }
+        catch (ConsumeException e)
+        {
+            LogConsumeError(options.GroupId, e.Error.Reason);
+        }
+
+        return batch;
+    }
+
+    /// <summary>Retries a batch whose transaction failed as a whole (e.g. the database was
+    /// unavailable): its offsets are not stored, so nothing is skipped. False when stopping first.</summary>
+    private async Task<bool> ProcessWithRetriesAsync(List<ConsumeResult<byte[], byte[]>> batch, CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                await ProcessBatchAsync(batch);
+                return true;
+            }
+            catch (SqliteException e)
+            {
+                LogBatchFailed(e, options.GroupId, batch.Count);
+                if (stoppingToken.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                await Task.Delay(delay, CancellationToken.None);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
+    {
+        await using var connection = await database.OpenAsync();
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+        foreach (var result in batch)
+        {
+            await ProcessMessageAsync(transaction, result);
+        }
+
+        await transaction.CommitAsync();
+    }
+
+    private async Task ProcessMessageAsync(SqliteTransaction transaction, ConsumeResult<byte[], byte[]> result)
+    {
+        var topic = options.LogicalTopicName(result.Topic);
+        CloudEvent? cloudEvent = null;
+        EventDefinition? definition;
+        try
+        {
+            cloudEvent = EventSerializer.Parse(DeadLetter.StrictUtf8(result.Message.Value)
+                ?? throw new PoisonMessageException("The value is missing or not UTF-8."));
+            definition = EventCatalog.Find(cloudEvent.Type)
+                ?? throw new PoisonMessageException($"Unknown event type '{cloudEvent.Type}'.");
+        }
+        catch (PoisonMessageException e)
+        {
+            await DeadLetterAsync(transaction, result, topic, e, 1, cloudEvent);
+            return;
+        }
+
+        var handlers = registration.HandlersOf(definition.TypeName);
+        if (handlers.Count == 0 && registration.AnyEventHandlers.Count == 0)
+        {
+            return; // A known event that this service has no business with.
+        }
+
+        var attempts = 0;
+        try
+        {
+            await _messageRetry.ExecuteAsync(
+                async _ =>
+                {
+                    attempts++;
+                    transaction.Save(Savepoint);
+                    try
+                    {
+                        await HandleAsync(transaction, result, topic, cloudEvent, definition, handlers);
+                        transaction.Release(Savepoint);
+                    }
+                    catch
+                    {
+                        transaction.Rollback(Savepoint);
+                        transaction.Release(Savepoint);
+                        throw;
+                    }
+                },
+                CancellationToken.None);
+        }
+        catch (Exception e) when (e is not OperationCanceledException && !IsDatabaseFailure(e))
+        {
+            await DeadLetterAsync(transaction, result, topic, e, attempts, cloudEvent);
+            await MarkProcessedAsync(transaction, cloudEvent.Id);
+        }
+    }
+
+    private async Task HandleAsync(
+        SqliteTransaction transaction,
+        ConsumeResult<byte[], byte[]> result,
+        string topic,
+        CloudEvent cloudEvent,
+        EventDefinition definition,
+        IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> handlers)
+    {
+        if (!await MarkProcessedAsync(transaction, cloudEvent.Id))
+        {
+            return; // Processed before: a re-delivery after a crash, or a producer retry on 0.9.
+        }
+
+        var data = EventSerializer.ReadData(cloudEvent, definition);
+        var context = new EventContext(transaction, outbox)
+        {
+            Event = cloudEvent,
+            Topic = topic,
+            Partition = result.Partition.Value,
+            Offset = result.Offset.Value,
+        };
+        foreach (var handle in handlers)
+        {
+            await handle(services, context, data, CancellationToken.None);
+        }
+
+        foreach (var type in registration.AnyEventHandlers)
+        {
+            await ((IAnyEventHandler)services.GetRequiredService(type)).HandleAsync(context, definition, data, CancellationToken.None);
+        }
+
+        Interlocked.Increment(ref _processed);
+    }
+
+    private static async Task<bool> MarkProcessedAsync(SqliteTransaction transaction, string eventId) =>
+        await transaction.Connection!.ExecuteAsync(
+            "INSERT OR IGNORE INTO processed_events (event_id, processed_at) VALUES (@eventId, @at)",
+            new { eventId, at = DateTimeOffset.UtcNow.ToString("O") },
+            transaction) > 0;
+
+    private async Task DeadLetterAsync(SqliteTransaction transaction, ConsumeResult<byte[], byte[]> result, string topic, Exception error, int attempts, CloudEvent? cloudEvent)
+    {
+        var deadLetter = DeadLetter.For(options.GroupId, topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value, error, attempts, cloudEvent);
+        await Outbox.Outbox.AddRecordAsync(transaction, deadLetter.ToRecord());
+        Interlocked.Increment(ref _deadLettered);
+        LogDeadLettered(topic, result.Partition.Value, result.Offset.Value, options.GroupId, attempts, error.Message);
+    }
+
+    /// <summary>A failing database is not the message's fault: the batch is retried instead.</summary>
+    private static bool IsDatabaseFailure(Exception e) =>
+        e is SqliteException { SqliteErrorCode: 5 or 6 or 10 or 13 or 14 }; // BUSY, LOCKED, IOERR, FULL, CANTOPEN
+
+    private IConsumer<byte[], byte[]> Build(string group)
+    {
+        var config = KafkaClientConfigs.Consumer(options.Connection(), group, $"{options.ServiceName}-{Environment.ProcessId}");
+        // Stored offsets only (EnableAutoOffsetStore is off): what is committed is always covered
+        // by a committed transaction; committing in the background keeps commits off the hot path.
+        config.EnableAutoCommit = true;
+        config.AutoCommitIntervalMs = 500;
+        return new ConsumerBuilder<byte[], byte[]>(config)
+            .SetLogHandler((_, m) =>
+            {
+                if (!KafkaLogs.IsExpected(m))
+                {
+                    logger.Log(KafkaLogs.LevelOf(m), "librdkafka {Facility}: {Message}", m.Facility, m.Message);
+                }
+            })
+            .SetErrorHandler((_, e) => LogConsumeError(group, e.Reason))
+            .SetPartitionsAssignedHandler((c, partitions) =>
+            {
+                Assignment = [.. c.Assignment.Concat(partitions).Distinct()];
+                LogAssigned(group, c.MemberId, Describe(partitions), Describe(Assignment));
+            })
+            .SetPartitionsRevokedHandler((c, partitions) =>
+            {
+                CommitStored(c, "revocation");
+                Assignment = [.. c.Assignment.Except(partitions.Select(p => p.TopicPartition))];
+                LogRevoked(group, c.MemberId, Describe(partitions.Select(p => p.TopicPartition)), Describe(Assignment));
+            })
+            .SetPartitionsLostHandler((c, partitions) =>
+            {
+                Assignment = [.. c.Assignment.Except(partitions.Select(p => p.TopicPartition))];
+                LogLost(group, c.MemberId, Describe(partitions.Select(p => p.TopicPartition)));
+            })
+            .Build();
+    }
+
+    private void CommitStored(IConsumer<byte[], byte[]> consumer, string reason)
+    {
+        try
+        {
+            consumer.Commit();
+        }
+        catch (KafkaException e) when (e.Error.Code == ErrorCode.Local_NoOffset)
+        {
+            // Nothing stored since the last commit.
+        }
+        catch (KafkaException e)
+        {
+            LogCommitFailed(options.GroupId, reason, e.Error.Reason);
+        }
+    }
+
+    private static string Describe(IEnumerable<TopicPartition> partitions)
+    {
+        var text = string.Join(" ", partitions.GroupBy(p => p.Topic).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => $"{g.Key}[{string.Join(",", g.Select(p => p.Partition.Value).Order())}]"));
+        return text.Length == 0 ? "(none)" : text;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group}: consuming {Topics}")]
+    private partial void LogStarted(string group, string topics);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group}: left the group")]
+    private partial void LogStopped(string group);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group}: member {Member} assigned {Partitions}; now owns {Assignment}")]
+    private partial void LogAssigned(string group, string member, string partitions, string assignment);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group}: member {Member} revoked {Partitions}; now owns {Assignment}")]
+    private partial void LogRevoked(string group, string member, string partitions, string assignment);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: member {Member} lost {Partitions} (session expired); they are re-delivered to their next owner")]
+    private partial void LogLost(string group, string member, string partitions);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: consume error: {Reason}")]
+    private partial void LogConsumeError(string group, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: committing offsets on {Reason} failed: {Error}")]
+    private partial void LogCommitFailed(string group, string reason, string error);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Group {Group}: a batch of {Count} failed as a whole; retrying it")]
+    private partial void LogBatchFailed(Exception exception, string group, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dead-lettered {Topic}/{Partition}@{Offset} of group {Group} after {Attempts} attempt(s): {Error}")]
+    private partial void LogDeadLettered(string topic, int partition, long offset, string group, int attempts, string error);
+}

@@ -1,0 +1,89 @@
+using Bookstore.Contracts;
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Events;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Bookstore.Messaging.Consuming;
+
+/// <summary>Handles one event type. Everything it writes through <see cref="EventContext"/> commits
+/// in one transaction with the record that the event was processed, and with the events it publishes.</summary>
+public interface IEventHandler<in TEvent>
+    where TEvent : class
+{
+    Task HandleAsync(EventContext context, TEvent data, CancellationToken cancellationToken);
+}
+
+/// <summary>Sees every known event on the subscribed topics (Analytics).</summary>
+public interface IAnyEventHandler
+{
+    Task HandleAsync(EventContext context, EventDefinition definition, object data, CancellationToken cancellationToken);
+}
+
+/// <summary>What a handler may use: the event, where it came from, and the batch's transaction.</summary>
+public sealed class EventContext(SqliteTransaction transaction, Outbox.Outbox outbox)
+{
+    public SqliteTransaction Transaction { get; } = transaction;
+
+    public SqliteConnection Connection => Transaction.Connection!;
+
+    public required CloudEvent Event { get; init; }
+
+    /// <summary>The logical topic name, as in the topic table.</summary>
+    public required string Topic { get; init; }
+
+    public required int Partition { get; init; }
+
+    public required long Offset { get; init; }
+
+    /// <summary>Publishes <paramref name="data"/> when, and only when, this transaction commits.</summary>
+    public Task PublishAsync<T>(T data)
+        where T : class => outbox.AddAsync(Transaction, data);
+}
+
+/// <summary>Which events a service consumes and with which handlers.</summary>
+public sealed class ConsumerRegistration
+{
+    private readonly Dictionary<string, List<Func<IServiceProvider, EventContext, object, CancellationToken, Task>>> _handlers = [];
+    private readonly List<Type> _anyEventHandlers = [];
+    private readonly HashSet<string> _topics = [];
+
+    public IReadOnlyCollection<string> Topics => _topics;
+
+    public IReadOnlyList<Type> AnyEventHandlers => _anyEventHandlers;
+
+    public ConsumerRegistration Handle<TEvent, THandler>()
+        where TEvent : class
+        where THandler : class, IEventHandler<TEvent>
+    {
+        var definition = EventCatalog.For<TEvent>();
+        _topics.Add(definition.Topic.Name);
+        if (!_handlers.TryGetValue(definition.TypeName, out var list))
+        {
+            _handlers[definition.TypeName] = list = [];
+        }
+
+        list.Add((services, context, data, ct) => services.GetRequiredService<THandler>().HandleAsync(context, (TEvent)data, ct));
+        HandlerTypes.Add(typeof(THandler));
+        return this;
+    }
+
+    /// <summary>Every known event of <paramref name="topics"/> goes to <typeparamref name="THandler"/>.</summary>
+    public ConsumerRegistration HandleAll<THandler>(params TopicSpec[] topics)
+        where THandler : class, IAnyEventHandler
+    {
+        foreach (var topic in topics)
+        {
+            _topics.Add(topic.Name);
+        }
+
+        _anyEventHandlers.Add(typeof(THandler));
+        HandlerTypes.Add(typeof(THandler));
+        return this;
+    }
+
+    internal HashSet<Type> HandlerTypes { get; } = [];
+
+    internal IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> HandlersOf(string typeName) =>
+        _handlers.GetValueOrDefault(typeName) ?? [];
+}

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Bookstore.Contracts.Events;
+
+namespace Bookstore.Messaging.Events;
+
+/// <summary>Turns events into CloudEvents JSON and back.</summary>
+public static class EventSerializer
+{
+    public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web);
+
+    /// <summary>The record for Kafka: the key from the catalog, the CloudEvent as the value.</summary>
+    public static EventRecord Serialize(EventDefinition definition, object data, string source)
+    {
+        ArgumentNullException.ThrowIfNull(definition);
+        ArgumentNullException.ThrowIfNull(data);
+        var cloudEvent = new CloudEvent
+        {
+            Id = Guid.CreateVersion7().ToString(),
+            Source = source,
+            Type = definition.TypeName,
+            Time = DateTimeOffset.UtcNow,
+            Subject = definition.SubjectOf(data),
+            TraceParent = Activity.Current?.Id,
+            Data = JsonSerializer.SerializeToElement(data, definition.ClrType, Options),
+        };
+        return new EventRecord(cloudEvent.Id, definition.Topic.Name, definition.KeyOf(data), JsonSerializer.Serialize(cloudEvent, Options));
+    }
+
+    /// <summary>Reads a CloudEvent; <see cref="PoisonMessageException"/> when the value is not one.</summary>
+    public static CloudEvent Parse(string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            throw new PoisonMessageException("The message has no value.");
+        }
+
+        CloudEvent? cloudEvent;
+        try
+        {
+            cloudEvent = JsonSerializer.Deserialize<CloudEvent>(value, Options);
+        }
+        catch (JsonException e)
+        {
+            throw new PoisonMessageException($"The value is not a CloudEvent: {e.Message}", e);
+        }
+
+        if (cloudEvent is null || string.IsNullOrEmpty(cloudEvent.Id) || string.IsNullOrEmpty(cloudEvent.Type))
+        {
+            throw new PoisonMessageException("The value is not a CloudEvent: id and type are required.");
+        }
+
+        return cloudEvent;
+    }
+
+    public static object ReadData(CloudEvent cloudEvent, EventDefinition definition)
+    {
+        ArgumentNullException.ThrowIfNull(cloudEvent);
+        ArgumentNullException.ThrowIfNull(definition);
+        try
+        {
+            return cloudEvent.Data.Deserialize(definition.ClrType, Options)
+                ?? throw new PoisonMessageException($"{cloudEvent.Type} {cloudEvent.Id} has no data.");
+        }
+        catch (JsonException e)
+        {
+            throw new PoisonMessageException($"The data of {cloudEvent.Type} {cloudEvent.Id} does not fit the type: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>An event ready for a topic: its id (for deduplication), topic, key and JSON value.</summary>
+public sealed record EventRecord(string EventId, string Topic, string Key, string Value);
+
+/// <summary>A message that can never be processed as it is: retrying cannot help, it goes to the
+/// dead-letter topic at once.</summary>
+public sealed class PoisonMessageException : Exception
+{
+    public PoisonMessageException(string message)
+        : base(message)
+    {
+    }
+
+    public PoisonMessageException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    public PoisonMessageException()
+    {
+    }
+}

@@ -1,0 +1,96 @@
+using Bookstore.Messaging.Consuming;
+using Bookstore.Messaging.Outbox;
+using Bookstore.Messaging.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+
+namespace Bookstore.Messaging;
+
+public static class MessagingExtensions
+{
+    /// <summary>The service's database, its one producer, the outbox relay and, when
+    /// <paramref name="consumers"/> registers handlers, its consumer group; with readiness checks for
+    /// Kafka and the database.</summary>
+    /// <param name="schema">The service's own tables (<c>CREATE TABLE IF NOT EXISTS …</c>).</param>
+    public static MessagingOptions AddMessaging(this WebApplicationBuilder builder, string serviceName, string schema, Action<ConsumerRegistration>? consumers = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var options = new MessagingOptions();
+        builder.Configuration.GetSection(MessagingOptions.Section).Bind(options);
+        options.ServiceName = string.IsNullOrEmpty(options.ServiceName) ? serviceName : options.ServiceName;
+        if (string.IsNullOrEmpty(options.DatabasePath))
+        {
+            var root = RepositoryRoot.TryFind() is { } repository ? Path.Combine(repository, ".bookstore") : AppContext.BaseDirectory;
+            options.DatabasePath = Path.Combine(root, "data", $"{options.Namespace}{serviceName}.db");
+        }
+
+        var services = builder.Services;
+        services.AddSingleton(options);
+        services.AddSingleton(_ => new ServiceDatabase(options.DatabasePath, schema));
+        services.AddSingleton<KafkaProducer>();
+        services.AddSingleton<OutboxSignal>();
+        services.AddSingleton<Outbox.Outbox>();
+        services.AddSingleton<OutboxRelay>();
+        services.AddHostedService(sp => sp.GetRequiredService<OutboxRelay>());
+        services.AddSingleton<KafkaHealthCheck>();
+        services.AddHealthChecks()
+            .AddCheck<DatabaseHealthCheck>("database")
+            .AddCheck<KafkaHealthCheck>("kafka");
+
+        if (consumers is not null)
+        {
+            var registration = new ConsumerRegistration();
+            consumers(registration);
+            services.AddSingleton(registration);
+            foreach (var handler in registration.HandlerTypes)
+            {
+                services.TryAddSingleton(handler);
+            }
+
+            services.AddSingleton<ConsumerHost>();
+            services.AddHostedService(sp => sp.GetRequiredService<ConsumerHost>());
+        }
+
+        return options;
+    }
+}
+
+internal sealed class DatabaseHealthCheck(ServiceDatabase database) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await using var connection = await database.OpenAsync(cancellationToken);
+            await using var command = connection.CreateCommand();
+            command.CommandText = "SELECT 1";
+            await command.ExecuteScalarAsync(cancellationToken);
+            return HealthCheckResult.Healthy(database.Path);
+        }
+        catch (Microsoft.Data.Sqlite.SqliteException e)
+        {
+            return HealthCheckResult.Unhealthy($"{database.Path}: {e.Message}");
+        }
+    }
+}
+
+/// <summary>Ready when a broker answers a metadata request (every Kafka version has it).</summary>
+internal sealed class KafkaHealthCheck(KafkaProducer producer) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            using var admin = new Confluent.Kafka.DependentAdminClientBuilder(producer.Producer.Handle).Build();
+            var metadata = admin.GetMetadata(TimeSpan.FromSeconds(2));
+            return Task.FromResult(HealthCheckResult.Healthy($"{metadata.Brokers.Count} broker(s)"));
+        }
+        catch (Confluent.Kafka.KafkaException e)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy($"Kafka unreachable: {e.Error.Reason}"));
+        }
+    }
+}

@@ -1,0 +1,41 @@
+namespace Bookstore.Messaging;
+
+/// <summary>How a service plugs into Kafka and its database; bound from the <c>Messaging</c>
+/// configuration section (e.g. <c>Messaging__Namespace</c> in the environment).</summary>
+public sealed class MessagingOptions
+{
+    public const string Section = "Messaging";
+
+    /// <summary>The service's name: its consumer group, the CloudEvents <c>source</c>, the client id.</summary>
+    public string ServiceName { get; set; } = string.Empty;
+
+    /// <summary>A prefix for every topic and group name. Empty in normal use; tests set it so
+    /// that a run shares a cluster with nothing else.</summary>
+    public string Namespace { get; set; } = string.Empty;
+
+    /// <summary>Overrides <c>KAFKA_BOOTSTRAP_SERVERS</c> and the local cluster's state file.</summary>
+    public string? BootstrapServers { get; set; }
+
+    public string? BrokerVersion { get; set; }
+
+    /// <summary>The SQLite file the service owns; every instance of the service shares it.</summary>
+    public string DatabasePath { get; set; } = string.Empty;
+
+    /// <summary>Messages handled in one database transaction at most.</summary>
+    public int MaxBatchSize { get; set; } = 500;
+
+    /// <summary>Attempts at a message before it goes to the dead-letter topic.</summary>
+    public int MaxAttempts { get; set; } = 3;
+
+    public string GroupId => Namespace + ServiceName;
+
+    public string TopicName(string logicalName) => Namespace + logicalName;
+
+    public string LogicalTopicName(string physicalName) =>
+        physicalName.StartsWith(Namespace, StringComparison.Ordinal) ? physicalName[Namespace.Length..] : physicalName;
+
+    public KafkaConnection Connection() =>
+        KafkaConnectionResolver.Resolve(BootstrapServers, BrokerVersion)
+        ?? throw new InvalidOperationException(
+            "No Kafka cluster is configured: start the local one (./bookstore kafka up), or set KAFKA_BOOTSTRAP_SERVERS or Messaging:BootstrapServers.");
+}

@@ -1,0 +1,63 @@
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Events;
+using Dapper;
+using System.Threading.Channels;
+using Microsoft.Data.Sqlite;
+
+namespace Bookstore.Messaging.Outbox;
+
+/// <summary>Events a transaction emits: written to the outbox table inside the caller's
+/// transaction, so they exist exactly when the state change they describe does.</summary>
+public sealed class Outbox(MessagingOptions options, OutboxSignal signal)
+{
+    /// <summary>Adds the event; it is published after the transaction commits.</summary>
+    public async Task<EventRecord> AddAsync<T>(SqliteTransaction transaction, T data)
+        where T : class
+    {
+        var record = EventSerializer.Serialize(EventCatalog.For<T>(), data, options.ServiceName);
+        await AddRecordAsync(transaction, record);
+        return record;
+    }
+
+    /// <summary>Adds an already serialized record (a dead letter, say) to the outbox.</summary>
+    public static Task AddRecordAsync(SqliteTransaction transaction, EventRecord record)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(record);
+        return transaction.Connection!.ExecuteAsync(
+            "INSERT INTO outbox (event_id, topic, key, value) VALUES (@EventId, @Topic, @Key, @Value)",
+            record,
+            transaction);
+    }
+
+    /// <summary>Tells the relay that committed rows are waiting: it publishes at once instead of at its next poll.</summary>
+    public void Committed() => signal.Notify();
+}
+
+/// <summary>Wakes the relay when a transaction with outbox rows has committed in this process.</summary>
+public sealed class OutboxSignal
+{
+    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public void Notify() => _signal.Writer.TryWrite(true);
+
+    /// <summary>Waits for a signal or the timeout, whichever comes first.</summary>
+    public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_signal.Reader.TryRead(out _))
+        {
+            return;
+        }
+
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timer.CancelAfter(timeout);
+        try
+        {
+            await _signal.Reader.ReadAsync(timer.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Timed out: the caller polls.
+        }
+    }
+}

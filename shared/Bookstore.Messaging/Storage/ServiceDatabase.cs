@@ -1,0 +1,63 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Bookstore.Messaging.Storage;
+
+/// <summary>The service's own SQLite database (WAL): its state, its outbox and the ids of the
+/// events it has processed, so that one transaction covers all three.</summary>
+/// <remarks>WAL with <c>synchronous=NORMAL</c> survives a process crash, the failure model here
+/// (not a power cut). All instances of a service open the same file; SQLite serializes writers and
+/// the busy timeout makes them wait their turn instead of failing.</remarks>
+public sealed class ServiceDatabase
+{
+    private const string MessagingSchema = """
+        CREATE TABLE IF NOT EXISTS outbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            event_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS processed_events (
+            event_id TEXT PRIMARY KEY,
+            processed_at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS relay_lease (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at INTEGER NOT NULL) WITHOUT ROWID;
+        """;
+
+    private readonly string _connectionString;
+
+    public ServiceDatabase(string path, string schema)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Path = System.IO.Path.GetFullPath(path);
+        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = Path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+
+        using var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        connection.Execute("PRAGMA journal_mode=WAL;");
+        Configure(connection);
+        connection.Execute(MessagingSchema + schema);
+    }
+
+    public string Path { get; }
+
+    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = new SqliteConnection(_connectionString);
+        await connection.OpenAsync(cancellationToken);
+        Configure(connection);
+        return connection;
+    }
+
+    private static void Configure(SqliteConnection connection) =>
+        connection.Execute("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
+}
