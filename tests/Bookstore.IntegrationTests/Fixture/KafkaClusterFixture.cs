@@ -48,6 +48,21 @@ public sealed class KafkaClusterFixture : IAsyncLifetime
 
     public string GroupId(string purpose) => $"test-{RunId}-{purpose}";
 
+    /// <summary>A namespace of this run: copies of the table's <paramref name="topics"/> under a
+    /// prefix, for services whose topic and group names all carry it.</summary>
+    public async Task<string> CreateNamespaceAsync(string purpose, params TopicSpec[] topics)
+    {
+        var prefix = $"test-{RunId}-{purpose}.";
+        var specs = (topics.Length == 0 ? Topics.All : topics).Select(t => t with { Name = prefix + t.Name }).ToList();
+        await Cluster.CreateTopicsAsync(specs);
+        lock (_testTopics)
+        {
+            _testTopics.AddRange(specs.Select(t => t.Name));
+        }
+
+        return prefix;
+    }
+
     public async Task DisposeAsync()
     {
         if (_cluster is null)

@@ -1,0 +1,34 @@
+using Bookstore.Messaging;
+using Bookstore.Messaging.Consuming;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Bookstore.IntegrationTests.Fixture;
+
+/// <summary>A service host built from the shared messaging library, in this process, on the run's cluster.</summary>
+public static class TestService
+{
+    public static async Task<WebApplication> StartAsync(
+        KafkaClusterFixture fixture,
+        string serviceName,
+        string @namespace,
+        string databasePath,
+        string schema,
+        Action<ConsumerRegistration>? consumers,
+        Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        builder.Logging.ClearProviders();
+        builder.Configuration["Messaging:Namespace"] = @namespace;
+        builder.Configuration["Messaging:BootstrapServers"] = fixture.Connection.BootstrapServers;
+        builder.Configuration["Messaging:BrokerVersion"] = fixture.Connection.BrokerVersion;
+        builder.Configuration["Messaging:DatabasePath"] = databasePath;
+        builder.AddMessaging(serviceName, schema, consumers);
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        await app.StartAsync();
+        return app;
+    }
+}
