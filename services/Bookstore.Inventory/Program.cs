@@ -1,8 +1,21 @@
+using Bookstore.Contracts;
+using Bookstore.Contracts.Events;
+using Bookstore.Inventory;
+using Bookstore.Inventory.Data;
+using Bookstore.Inventory.Handlers;
+using Bookstore.Messaging;
 using Bookstore.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5200");
+builder.AddMessaging(ConsumerGroups.Inventory, InventoryStore.Schema, consumers => consumers
+    .Handle<OrderPlaced, ReserveStock>()
+    .Handle<PaymentSucceeded, ConsumeReservation>()
+    .Handle<PaymentFailed, ReleaseOnPaymentFailure>()
+    .Handle<OrderCancelled, ReleaseOnCancellation>());
+builder.Services.AddHostedService<CatalogPublisher>();
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
+app.MapInventoryApi();
 app.Run();

@@ -1,0 +1,30 @@
+using Bookstore.Inventory.Data;
+using Bookstore.Inventory.Handlers;
+using Bookstore.Messaging.Storage;
+using Microsoft.Data.Sqlite;
+using Outbox = Bookstore.Messaging.Outbox.Outbox;
+
+namespace Bookstore.Inventory;
+
+/// <summary>At start-up: stocks a new database with the seed catalog, then publishes every book to
+/// the compacted <c>book-catalog-updates</c>, so that a reader of that topic sees the whole catalog.</summary>
+public sealed class CatalogPublisher(ServiceDatabase database, Outbox outbox, ILogger<CatalogPublisher> logger) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        await InventoryStore.SeedAsync(transaction, Catalog.Seed);
+        var books = await InventoryStore.BooksAsync(connection, transaction);
+        foreach (var book in books)
+        {
+            await outbox.AddAsync(transaction, CatalogEvents.PriceOf(book));
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+        outbox.Committed();
+        logger.LogInformation("Published {Count} books to the catalog", books.Count);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
