@@ -1,8 +1,15 @@
+using Bookstore.Analytics;
+using Bookstore.Analytics.Data;
+using Bookstore.Contracts;
+using Bookstore.Messaging;
 using Bookstore.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5500");
+builder.AddMessaging(ConsumerGroups.Analytics, AnalyticsStore.Schema, consumers => consumers
+    .HandleAll<RecordEvent>([.. Topics.Seed]));
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
+app.MapAnalyticsApi();
 app.Run();

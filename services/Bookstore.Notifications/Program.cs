@@ -1,8 +1,26 @@
+using Bookstore.Contracts;
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging;
+using Bookstore.Messaging.Storage;
+using Bookstore.Notifications;
+using Bookstore.Notifications.Data;
+using Bookstore.Notifications.Handlers;
 using Bookstore.ServiceDefaults;
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5400");
+builder.AddMessaging(ConsumerGroups.Notifications, NotificationStore.Schema, consumers => consumers
+    .Handle<OrderPlaced, NotifyOrderReceived>()
+    .Handle<OrderConfirmed, NotifyOrderConfirmed>()
+    .Handle<OrderCancelled, NotifyOrderCancelled>()
+    .Handle<NotificationRequested, SendRequestedNotification>());
+builder.Services.AddSingleton(new EmailSender(builder.Configuration.GetSection("Smtp").Get<SmtpOptions>() ?? new SmtpOptions()));
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
+app.MapGet("/notifications", async (string? customerId, string? orderId, ServiceDatabase database, CancellationToken ct) =>
+{
+    await using var connection = await database.OpenAsync(ct);
+    return TypedResults.Ok(await NotificationStore.FindAsync(connection, customerId, orderId));
+}).WithTags("Notifications").WithSummary("Emails sent, by customer and/or order");
 app.Run();

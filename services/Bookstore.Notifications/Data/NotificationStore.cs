@@ -1,0 +1,49 @@
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Bookstore.Notifications.Data;
+
+public sealed record Notification(string Id, string CustomerId, string? OrderId, string Kind, string Subject, string Body, string Channel, DateTimeOffset At);
+
+/// <summary>Every email sent (or, without SMTP, recorded), at most one per order and kind.</summary>
+public static class NotificationStore
+{
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS notifications (
+            id TEXT PRIMARY KEY,
+            customer_id TEXT NOT NULL,
+            order_id TEXT,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            body TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE UNIQUE INDEX IF NOT EXISTS one_notification_per_order_and_kind ON notifications (order_id, kind) WHERE order_id IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS notifications_by_customer ON notifications (customer_id, at);
+        """;
+
+    /// <summary>False when this order already had a notification of this kind.</summary>
+    public static async Task<bool> TryAddAsync(SqliteTransaction transaction, Notification notification) =>
+        await transaction.Connection!.ExecuteAsync(
+            """
+            INSERT OR IGNORE INTO notifications (id, customer_id, order_id, kind, subject, body, channel, at)
+            VALUES (@Id, @CustomerId, @OrderId, @Kind, @Subject, @Body, @Channel, @AtText)
+            """,
+            new { notification.Id, notification.CustomerId, notification.OrderId, notification.Kind, notification.Subject, notification.Body, notification.Channel, AtText = notification.At.ToString("O") },
+            transaction) == 1;
+
+    public static async Task<List<Notification>> FindAsync(SqliteConnection connection, string? customerId, string? orderId) =>
+        [.. (await connection.QueryAsync<Row>(
+            """
+            SELECT id AS Id, customer_id AS CustomerId, order_id AS OrderId, kind AS Kind, subject AS Subject, body AS Body, channel AS Channel, at AS At
+            FROM notifications
+            WHERE (@customerId IS NULL OR customer_id = @customerId) AND (@orderId IS NULL OR order_id = @orderId)
+            ORDER BY at LIMIT 500
+            """,
+            new { customerId, orderId })).Select(r => r.ToNotification())];
+
+    private sealed record Row(string Id, string CustomerId, string? OrderId, string Kind, string Subject, string Body, string Channel, string At)
+    {
+        public Notification ToNotification() => new(Id, CustomerId, OrderId, Kind, Subject, Body, Channel, DateTimeOffset.Parse(At, System.Globalization.CultureInfo.InvariantCulture));
+    }
+}

@@ -1,0 +1,31 @@
+using System.Net.Mail;
+
+namespace Bookstore.Notifications;
+
+public sealed class SmtpOptions
+{
+    /// <summary>Unset: emails are only recorded in the database (channel <c>recorded</c>).</summary>
+    public string? Host { get; set; }
+
+    public int Port { get; set; } = 25;
+
+    public string From { get; set; } = "bookstore@localhost";
+}
+
+/// <summary>Sends through SMTP when one is configured; otherwise the database record is the email.</summary>
+public sealed class EmailSender(SmtpOptions options)
+{
+    public string Channel => options.Host is null ? "recorded" : "smtp";
+
+    public async Task SendAsync(string customerId, string subject, string body, CancellationToken cancellationToken)
+    {
+        if (options.Host is null)
+        {
+            return;
+        }
+
+        using var client = new SmtpClient(options.Host, options.Port);
+        using var message = new MailMessage(options.From, $"{customerId}@customers.bookstore.local", subject, body);
+        await client.SendMailAsync(message, cancellationToken);
+    }
+}

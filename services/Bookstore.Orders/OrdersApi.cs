@@ -1,0 +1,158 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Storage;
+using Bookstore.Orders.Data;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Data.Sqlite;
+using Outbox = Bookstore.Messaging.Outbox.Outbox;
+
+namespace Bookstore.Orders;
+
+public sealed record PlaceOrderRequest(string? CustomerId, List<PlaceOrderLine>? Lines);
+
+public sealed record PlaceOrderLine(string? Isbn, int Quantity);
+
+public static class OrdersApi
+{
+    public const int MaxLines = 50;
+    public const int MaxQuantity = 100;
+    private const int MaxIdLength = 100;
+
+    public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
+    {
+        var orders = app.MapGroup("/orders").WithTags("Orders");
+        orders.MapPost("/", PlaceOrder).WithSummary("Place an order; 202 once it is stored and its OrderPlaced event is in the outbox");
+        orders.MapGet("/{id}", GetOrder).WithSummary("An order with its status and history");
+        orders.MapGet("/", ListOrders).WithSummary("A customer's orders, newest first");
+        orders.MapGet("/stats", GetStats).WithSummary("How many orders were placed, confirmed, cancelled; the revenue");
+        return app;
+    }
+
+    private static async Task<Results<Accepted<Order>, ValidationProblem, ProblemHttpResult>> PlaceOrder(
+        PlaceOrderRequest request,
+        [FromHeader(Name = "Idempotency-Key")] string? idempotencyKey,
+        HttpContext http,
+        ServiceDatabase database,
+        Outbox outbox,
+        CancellationToken cancellationToken)
+    {
+        if (Validate(request, idempotencyKey) is { Count: > 0 } errors)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken);
+        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+        var requestHash = Hash(request);
+        if (idempotencyKey is not null && await OrderStore.IdempotencyKeyAsync(transaction, idempotencyKey) is { } earlier)
+        {
+            if (earlier.RequestHash != requestHash)
+            {
+                return TypedResults.Problem(
+                    statusCode: StatusCodes.Status409Conflict,
+                    title: "Idempotency key reused",
+                    detail: $"The key {idempotencyKey} was first used for a different request (order {earlier.OrderId}).");
+            }
+
+            http.Response.Headers["Idempotent-Replayed"] = "true";
+            var first = (await OrderStore.GetAsync(connection, earlier.OrderId, transaction))!;
+            return TypedResults.Accepted($"/orders/{first.Id}", first);
+        }
+
+        var lines = request.Lines!;
+        var catalog = await OrderStore.CatalogAsync(connection, lines.Select(l => l.Isbn!), transaction);
+        var unknown = lines.Select((l, i) => (l.Isbn, i)).Where(x => !catalog.ContainsKey(x.Isbn!)).ToList();
+        if (unknown.Count > 0)
+        {
+            return TypedResults.ValidationProblem(unknown.ToDictionary(x => $"lines[{x.i}].isbn", x => new[] { $"No book has ISBN {x.Isbn}." }));
+        }
+
+        var now = DateTimeOffset.UtcNow;
+        var orderLines = lines.Select(l => new OrderLine(l.Isbn!, l.Quantity, catalog[l.Isbn!].Price)).ToList();
+        var order = new Order($"ORD-{Guid.CreateVersion7():N}", request.CustomerId!, OrderStatus.Pending, null, orderLines, orderLines.Sum(l => l.Amount), now, now, []);
+        await OrderStore.InsertAsync(transaction, order);
+        if (idempotencyKey is not null)
+        {
+            await OrderStore.AddIdempotencyKeyAsync(transaction, idempotencyKey, order.Id, requestHash);
+        }
+
+        await outbox.AddAsync(transaction, new OrderPlaced(order.Id, order.CustomerId, order.Lines, order.Total));
+        await transaction.CommitAsync(cancellationToken);
+        outbox.Committed();
+
+        var placed = (await OrderStore.GetAsync(connection, order.Id))!;
+        return TypedResults.Accepted($"/orders/{order.Id}", placed);
+    }
+
+    private static async Task<Results<Ok<Order>, ProblemHttpResult>> GetOrder(string id, ServiceDatabase database, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await OrderStore.GetAsync(connection, id) is { } order
+            ? TypedResults.Ok(order)
+            : TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "Unknown order", detail: $"There is no order {id}.");
+    }
+
+    private static async Task<Results<Ok<List<Order>>, ValidationProblem>> ListOrders(string? customerId, ServiceDatabase database, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(customerId))
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["customerId"] = ["Give ?customerId=…"] });
+        }
+
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return TypedResults.Ok(await OrderStore.ByCustomerAsync(connection, customerId));
+    }
+
+    private static async Task<Ok<OrderStats>> GetStats(ServiceDatabase database, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return TypedResults.Ok(await OrderStore.StatsAsync(connection));
+    }
+
+    private static Dictionary<string, string[]> Validate(PlaceOrderRequest request, string? idempotencyKey)
+    {
+        var errors = new Dictionary<string, string[]>();
+        if (string.IsNullOrWhiteSpace(request.CustomerId) || request.CustomerId.Length > MaxIdLength)
+        {
+            errors["customerId"] = [$"A customer id of 1 to {MaxIdLength} characters is required."];
+        }
+
+        if (idempotencyKey is not null && (idempotencyKey.Length is 0 or > 200))
+        {
+            errors["Idempotency-Key"] = ["An idempotency key has 1 to 200 characters."];
+        }
+
+        if (request.Lines is not { Count: > 0 and <= MaxLines })
+        {
+            errors["lines"] = [$"An order has 1 to {MaxLines} lines."];
+            return errors;
+        }
+
+        for (var i = 0; i < request.Lines.Count; i++)
+        {
+            var line = request.Lines[i];
+            if (line is null || string.IsNullOrWhiteSpace(line.Isbn) || line.Isbn.Length > 20)
+            {
+                errors[$"lines[{i}].isbn"] = ["An ISBN is required."];
+            }
+
+            if (line is null || line.Quantity is < 1 or > MaxQuantity)
+            {
+                errors[$"lines[{i}].quantity"] = [$"The quantity is between 1 and {MaxQuantity}."];
+            }
+        }
+
+        foreach (var duplicate in request.Lines.Where(l => l?.Isbn is not null).GroupBy(l => l.Isbn).Where(g => g.Count() > 1))
+        {
+            errors[$"lines"] = [$"ISBN {duplicate.Key} appears on more than one line; give it once with the total quantity."];
+        }
+
+        return errors;
+    }
+
+    private static string Hash(PlaceOrderRequest request) =>
+        Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(request))));
+}

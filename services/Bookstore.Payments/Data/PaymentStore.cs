@@ -1,0 +1,58 @@
+using Bookstore.Contracts;
+using Bookstore.Messaging.Consuming;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Bookstore.Payments.Data;
+
+public sealed record Payment(string OrderId, string? PaymentId, decimal Amount, string Status, string? Reason, DateTimeOffset At);
+
+public static class PaymentStatus
+{
+    public const string Succeeded = "Succeeded";
+    public const string Failed = "Failed";
+    public const string Refunded = "Refunded";
+}
+
+/// <summary>One payment per order (the primary key is the order id), and the orders known to be
+/// cancelled, so that stock reserved for a cancelled order is never charged.</summary>
+public static class PaymentStore
+{
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS payments (
+            order_id TEXT PRIMARY KEY,
+            payment_id TEXT,
+            amount_cents INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS cancelled_orders (
+            order_id TEXT PRIMARY KEY) WITHOUT ROWID;
+        """;
+
+    public static async Task<Payment?> GetAsync(SqliteConnection connection, string orderId, SqliteTransaction? transaction = null) =>
+        (await connection.QuerySingleOrDefaultAsync<PaymentRow>(
+            "SELECT order_id AS OrderId, payment_id AS PaymentId, amount_cents AS AmountCents, status AS Status, reason AS Reason, at AS At FROM payments WHERE order_id = @orderId",
+            new { orderId },
+            transaction))?.ToPayment();
+
+    public static Task RecordAsync(EventContext context, string orderId, string? paymentId, decimal amount, string status, string? reason) =>
+        context.Connection.ExecuteAsync(
+            """
+            INSERT INTO payments (order_id, payment_id, amount_cents, status, reason, at) VALUES (@orderId, @paymentId, @cents, @status, @reason, @at)
+            ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, at = excluded.at
+            """,
+            new { orderId, paymentId, cents = Money.ToCents(amount), status, reason, at = DateTimeOffset.UtcNow.ToString("O") },
+            context.Transaction);
+
+    public static Task MarkCancelledAsync(EventContext context, string orderId) =>
+        context.Connection.ExecuteAsync("INSERT OR IGNORE INTO cancelled_orders (order_id) VALUES (@orderId)", new { orderId }, context.Transaction);
+
+    public static Task<bool> IsCancelledAsync(EventContext context, string orderId) =>
+        context.Connection.ExecuteScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = @orderId)", new { orderId }, context.Transaction);
+
+    private sealed record PaymentRow(string OrderId, string? PaymentId, long AmountCents, string Status, string? Reason, string At)
+    {
+        public Payment ToPayment() => new(OrderId, PaymentId, Money.FromCents(AmountCents), Status, Reason, DateTimeOffset.Parse(At, System.Globalization.CultureInfo.InvariantCulture));
+    }
+}

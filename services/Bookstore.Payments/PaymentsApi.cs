@@ -1,0 +1,41 @@
+using Bookstore.Messaging.Storage;
+using Bookstore.Payments.Data;
+using Bookstore.Payments.Gateway;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Bookstore.Payments;
+
+public static class PaymentsApi
+{
+    public static IEndpointRouteBuilder MapPaymentsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/payments/{orderId}", GetPayment).WithTags("Payments").WithSummary("The payment of an order");
+        var admin = app.MapGroup("/admin/gateway").WithTags("Admin");
+        admin.MapGet("/", (SimulatedGateway gateway) => TypedResults.Ok(gateway.Settings)).WithSummary("The simulated gateway's failure rate and latency");
+        admin.MapPut("/", SetGateway).WithSummary("Change the simulated gateway's failure rate (0..1) and latency (ms) at run time");
+        return app;
+    }
+
+    private static async Task<Results<Ok<Payment>, ProblemHttpResult>> GetPayment(string orderId, ServiceDatabase database, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return await PaymentStore.GetAsync(connection, orderId) is { } payment
+            ? TypedResults.Ok(payment)
+            : TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "No payment", detail: $"Order {orderId} has no payment (yet).");
+    }
+
+    private static Results<Ok<GatewaySettings>, ValidationProblem> SetGateway(GatewaySettings settings, SimulatedGateway gateway)
+    {
+        if (!settings.IsValid)
+        {
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["failureRate"] = ["Between 0 and 1."],
+                ["latencyMs"] = ["Between 0 and 10000."],
+            });
+        }
+
+        gateway.Settings = settings;
+        return TypedResults.Ok(settings);
+    }
+}
