@@ -1,0 +1,247 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using Bookstore.Messaging;
+
+namespace Bookstore.IntegrationTests.Fixture;
+
+/// <summary>The five services as separate processes, as a user runs them, on the run's cluster,
+/// in a namespace of their own (topics and groups) and with their own databases.</summary>
+public sealed class BookstoreSuite : IAsyncDisposable
+{
+    public static readonly string[] Names = ["Orders", "Inventory", "Payments", "Notifications", "Analytics"];
+
+    private readonly Dictionary<string, ServiceProcess> _services = [];
+    private readonly KafkaClusterFixture _fixture;
+    private readonly DirectoryInfo _data;
+
+    private BookstoreSuite(KafkaClusterFixture fixture, string ns, DirectoryInfo data)
+    {
+        _fixture = fixture;
+        Namespace = ns;
+        _data = data;
+    }
+
+    public string Namespace { get; }
+
+    public string DataDirectory => _data.FullName;
+
+    public HttpClient Orders => this["Orders"].Http;
+
+    public HttpClient Inventory => this["Inventory"].Http;
+
+    public HttpClient Payments => this["Payments"].Http;
+
+    public HttpClient Notifications => this["Notifications"].Http;
+
+    public HttpClient Analytics => this["Analytics"].Http;
+
+    public ServiceProcess this[string name] => _services[name];
+
+    public static async Task<BookstoreSuite> StartAsync(KafkaClusterFixture fixture, string purpose)
+    {
+        var ns = await fixture.CreateNamespaceAsync(purpose);
+        var suite = new BookstoreSuite(fixture, ns, Directory.CreateTempSubdirectory($"bookstore-suite-{purpose}-"));
+        // Inventory first: it publishes the catalog that Orders must read before it is ready.
+        foreach (var name in Names)
+        {
+            suite._services[name] = suite.Launch(name);
+        }
+
+        await Task.WhenAll(suite._services.Values.Select(s => s.WaitReadyAsync()));
+        return suite;
+    }
+
+    /// <summary>SIGKILLs the service, then starts it again on the same port and database.</summary>
+    public async Task KillAndRestartAsync(string name)
+    {
+        var killed = _services[name];
+        killed.Kill();
+        _services[name] = Launch(name, killed.Port);
+        await _services[name].WaitReadyAsync();
+        killed.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Task.WhenAll(_services.Values.Select(s => s.StopAsync()));
+        foreach (var service in _services.Values)
+        {
+            service.Dispose();
+        }
+
+        try
+        {
+            _data.Delete(recursive: true);
+        }
+        catch (IOException)
+        {
+            // A log still open; the temporary folder goes with the machine.
+        }
+    }
+
+    private ServiceProcess Launch(string name, int? port = null)
+    {
+        var connection = _fixture.Connection;
+        var environment = new Dictionary<string, string?>
+        {
+            ["Messaging__Namespace"] = Namespace,
+            ["Messaging__BootstrapServers"] = connection.BootstrapServers,
+            ["Messaging__BrokerVersion"] = connection.BrokerVersion,
+            ["Messaging__DatabasePath"] = Path.Combine(_data.FullName, $"{name.ToLowerInvariant()}.db"),
+        };
+        return ServiceProcess.Start(name, port ?? FreePort(), environment, Path.Combine(_data.FullName, $"{name.ToLowerInvariant()}.log"));
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>One service process, started from its build output.</summary>
+public sealed class ServiceProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StreamWriter _log;
+
+    private ServiceProcess(string name, int port, Process process, StreamWriter log)
+    {
+        Name = name;
+        Port = port;
+        _process = process;
+        _log = log;
+        Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public string Name { get; }
+
+    public int Port { get; }
+
+    public HttpClient Http { get; }
+
+    public string LogFile { get; private init; } = string.Empty;
+
+    public static ServiceProcess Start(string name, int port, IReadOnlyDictionary<string, string?> environment, string logFile)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Assembly(name));
+        start.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        start.Environment["DOTNET_gcServer"] = "0";
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        var log = new StreamWriter(logFile, append: true) { AutoFlush = true };
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"{name} did not start.");
+        process.OutputDataReceived += (_, e) => Write(log, e.Data);
+        process.ErrorDataReceived += (_, e) => Write(log, e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new ServiceProcess(name, port, process, log) { LogFile = logFile };
+    }
+
+    public async Task WaitReadyAsync()
+    {
+        var ready = await Poll.UntilAsync(
+            async ct =>
+            {
+                Assert.False(_process.HasExited, $"{Name} exited with {(_process.HasExited ? _process.ExitCode : 0)}; see {LogFile}");
+                try
+                {
+                    return (await Http.GetAsync(new Uri("/health/ready", UriKind.Relative), ct)).IsSuccessStatusCode;
+                }
+                catch (HttpRequestException)
+                {
+                    return false;
+                }
+            },
+            TimeSpan.FromSeconds(90),
+            TimeSpan.FromMilliseconds(250));
+        Assert.True(ready, $"{Name} ready within 90 s; see {LogFile}");
+    }
+
+    public void Kill()
+    {
+        _process.Kill();
+        _process.WaitForExit(10_000);
+    }
+
+    /// <summary>SIGTERM: the service finishes the batch in hand, commits and leaves its group.</summary>
+    public async Task StopAsync()
+    {
+        if (_process.HasExited)
+        {
+            return;
+        }
+
+        using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill!.WaitForExitAsync();
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            await _process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            _process.Kill();
+        }
+    }
+
+    public async Task<T> GetAsync<T>(string path)
+    {
+        var response = await Http.GetAsync(new Uri(path, UriKind.Relative));
+        Assert.True(response.IsSuccessStatusCode, $"GET {Name}{path}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        return (await response.Content.ReadFromJsonAsync<T>())!;
+    }
+
+    public void Dispose()
+    {
+        Http.Dispose();
+        _process.Dispose();
+        lock (_log)
+        {
+            _log.Dispose();
+        }
+    }
+
+    private static void Write(StreamWriter log, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (log)
+        {
+            try
+            {
+                log.WriteLine(line);
+            }
+            catch (ObjectDisposedException)
+            {
+                // The process outlived our interest in its output.
+            }
+        }
+    }
+
+    private static string Assembly(string name)
+    {
+        var configuration = AppContext.BaseDirectory.Contains($"{Path.DirectorySeparatorChar}Release{Path.DirectorySeparatorChar}", StringComparison.Ordinal) ? "Release" : "Debug";
+        var path = Path.Combine(RepositoryRoot.Find(), "services", $"Bookstore.{name}", "bin", configuration, "net10.0", $"Bookstore.{name}.dll");
+        Assert.True(File.Exists(path), $"{path} is built (the test project builds the services)");
+        return path;
+    }
+}
