@@ -30,7 +30,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task Committed_events_are_published_and_handled_once_and_handler_events_follow()
     {
-        var ns = await fixture.CreateNamespaceAsync("pipeline", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync("messaging-pipeline", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         await using var app = await StartAsync(ns);
         var orders = Enumerable.Range(0, 200).Select(i => $"ORD-{i:D4}").ToList();
 
@@ -60,7 +60,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task A_redelivered_event_is_processed_once()
     {
-        var ns = await fixture.CreateNamespaceAsync("dedup", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync("messaging-dedup", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         var record = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-TWICE"), "test");
         var marker = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-TWICE"), "test");
         await TestClients.ProduceAllAsync(fixture.Connection, ns + record.Topic, [(record.Key, record.Value), (record.Key, record.Value), (marker.Key, marker.Value)]);
@@ -76,7 +76,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task Poison_messages_unknown_types_and_failing_handlers_are_dead_lettered_and_the_consumer_carries_on()
     {
-        var ns = await fixture.CreateNamespaceAsync("poison", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync("messaging-poison", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         var unknown = JsonSerializer.Serialize(new { specversion = "1.0", id = "evt-unknown", source = "test", type = "bookstore.order.teleported.v9", data = new { } });
         var failing = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("fail-always"), "test");
         var flaky = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("fail-once"), "test");

@@ -10,6 +10,7 @@ namespace Bookstore.IntegrationTests.Fixture;
 public sealed class KafkaClusterFixture : IAsyncLifetime
 {
     private readonly List<string> _testTopics = [];
+    private readonly HashSet<string> _namespaces = [];
     private IKafkaTestCluster? _cluster;
 
     /// <summary>Unique per run: test topics and groups carry it, so runs never see each other's data.</summary>
@@ -53,6 +54,12 @@ public sealed class KafkaClusterFixture : IAsyncLifetime
     public async Task<string> CreateNamespaceAsync(string purpose, params TopicSpec[] topics)
     {
         var prefix = $"test-{RunId}-{purpose}.";
+        lock (_namespaces)
+        {
+            // Two tests in one namespace would read each other's events.
+            Assert.True(_namespaces.Add(prefix), $"the namespace {purpose} is used by one test only");
+        }
+
         var specs = (topics.Length == 0 ? Topics.All : topics).Select(t => t with { Name = prefix + t.Name }).ToList();
         await Cluster.CreateTopicsAsync(specs);
         lock (_testTopics)
