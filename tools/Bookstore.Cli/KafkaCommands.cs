@@ -16,7 +16,7 @@ internal static class KafkaCommands
         var zooKeeperPort = new Option<int?>("--zookeeper-port") { Description = $"ZooKeeper's port (default {ClusterLayout.DefaultZooKeeperPort}, or ${ClusterLayout.ZooKeeperPortVariable})" };
         var brokerPorts = new Option<string?>("--broker-ports") { Description = $"the brokers' ports, comma-separated (default 9092,9093,9094, or ${ClusterLayout.BrokerPortsVariable})" };
         var up = new Command("up", "Start ZooKeeper and three brokers on 127.0.0.1, create the topics, wait for every partition leader.") { zooKeeperPort, brokerPorts };
-        up.SetAction((parse, ct) => Run(async () =>
+        up.SetAction((parse, ct) => CommandRunner.Run(async () =>
         {
             var ports = parse.GetValue(brokerPorts) is { } text ? ParsePorts(text) : null;
             await Cluster(parse.GetValue(zooKeeperPort), ports).UpAsync(ct);
@@ -25,7 +25,7 @@ internal static class KafkaCommands
 
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var status = new Command("status", "Brokers up or down; per topic and partition: leader, replicas, in-sync replicas.") { json };
-        status.SetAction((parse, ct) => Run(async () =>
+        status.SetAction((parse, ct) => CommandRunner.Run(async () =>
         {
             var result = await Cluster(quiet: parse.GetValue(json)).StatusAsync(ct);
             if (parse.GetValue(json))
@@ -40,14 +40,14 @@ internal static class KafkaCommands
 
         var killId = BrokerId();
         var kill = new Command("kill-broker", "Kill broker N hard (SIGKILL) and wait until its partitions have new leaders.") { killId };
-        kill.SetAction((parse, ct) => Run(() => Cluster().KillBrokerAsync(parse.GetValue(killId), ct)));
+        kill.SetAction((parse, ct) => CommandRunner.Run(() => Cluster().KillBrokerAsync(parse.GetValue(killId), ct)));
 
         var startId = BrokerId();
         var start = new Command("start-broker", "Start broker N again and wait until it is back in every ISR.") { startId };
-        start.SetAction((parse, ct) => Run(() => Cluster().StartBrokerAsync(parse.GetValue(startId), ct)));
+        start.SetAction((parse, ct) => CommandRunner.Run(() => Cluster().StartBrokerAsync(parse.GetValue(startId), ct)));
 
         var down = new Command("down", "Stop the brokers, then ZooKeeper; leave no process behind. Data is kept.");
-        down.SetAction((_, ct) => Run(() => Cluster().DownAsync(ct)));
+        down.SetAction((_, ct) => CommandRunner.Run(() => Cluster().DownAsync(ct)));
 
         return new Command("kafka", "The local Apache Kafka cluster (no Docker needed).") { up, status, kill, start, down };
     }
@@ -61,26 +61,6 @@ internal static class KafkaCommands
         [.. text.Split(',').Select(p => int.TryParse(p.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var port) && port is > 0 and < 65536
             ? port
             : throw new LocalKafkaException($"--broker-ports: '{p}' is not a TCP port."))];
-
-    /// <summary>Turns the failures a user can act on into a message and exit code 1.</summary>
-    private static async Task<int> Run(Func<Task> action)
-    {
-        try
-        {
-            await action();
-            return 0;
-        }
-        catch (LocalKafkaException e)
-        {
-            await Console.Error.WriteLineAsync($"error: {e.Message}");
-            return 1;
-        }
-        catch (InvalidOperationException e)
-        {
-            await Console.Error.WriteLineAsync($"error: {e.Message}");
-            return 1;
-        }
-    }
 
     private static void PrintStatus(ClusterStatus status)
     {

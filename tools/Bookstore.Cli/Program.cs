@@ -1,8 +1,11 @@
 using System.CommandLine;
 using Bookstore.Cli;
 
-var root = new RootCommand("Bookstore on Kafka: run the local cluster and the suite.")
+var root = new RootCommand("Bookstore on Kafka: run the local cluster and the suite.");
+root.Add(KafkaCommands.Create());
+foreach (var command in SuiteCommands.Create())
 {
-    KafkaCommands.Create(),
-};
+    root.Add(command);
+}
+
 return await root.Parse(args).InvokeAsync();

@@ -42,7 +42,7 @@ public sealed class LocalKafkaCluster
         var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
         var started = false;
         var clock = Stopwatch.StartNew();
-        foreach (var node in Layout.Nodes.Where(n => NodeProcess.Find(n) is null))
+        foreach (var node in Layout.Nodes.Where(n => DetachedProcess.Find(n.PidFile, n.Marker) is null))
         {
             RequireFreePort(node);
         }
@@ -107,22 +107,28 @@ public sealed class LocalKafkaCluster
             cancellationToken);
     }
 
-    /// <summary>Deletes the topics (test topics, typically) through TopicCommand.</summary>
+    /// <summary>Deletes the topics (test topics, typically) with one TopicCommand: 0.9's takes a
+    /// regular expression, and each run of it is a JVM start.</summary>
     public async Task DeleteTopicsAsync(IReadOnlyCollection<string> topics, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(topics);
+        if (topics.Count == 0)
+        {
+            return;
+        }
+
         var distribution = await KafkaDistribution.AcquireAsync(Layout.RepositoryRoot, _report, cancellationToken);
-        var java = JavaRuntime.Find();
-        await TwoAtATimeAsync(topics, topic => TopicCommand.DeleteAsync(java, distribution, Layout, topic, cancellationToken), cancellationToken);
+        var pattern = "(" + string.Join('|', topics.Select(t => System.Text.RegularExpressions.Regex.Escape(t))) + ")";
+        await TopicCommand.DeleteAsync(JavaRuntime.Find(), distribution, Layout, pattern, cancellationToken);
     }
 
     public async Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken = default)
     {
         var registered = await ZooKeeperProbe.RegisteredBrokersAsync(Layout.ZooKeeper.Port, cancellationToken);
-        var zkPid = NodeProcess.Find(Layout.ZooKeeper);
+        var zkPid = DetachedProcess.Find(Layout.ZooKeeper.PidFile, Layout.ZooKeeper.Marker);
         var zooKeeper = new NodeStatus(Layout.ZooKeeper.Name, 0, Layout.ZooKeeper.Port, zkPid, zkPid is not null, registered is not null);
         var brokers = Layout.Brokers
-            .Select(b => (Node: b, Pid: NodeProcess.Find(b)))
+            .Select(b => (Node: b, Pid: DetachedProcess.Find(b.PidFile, b.Marker)))
             .Select(x => new NodeStatus(x.Node.Name, x.Node.Id, x.Node.Port, x.Pid, x.Pid is not null, registered?.Contains(x.Node.Id) == true))
             .ToList();
 
@@ -159,10 +165,10 @@ public sealed class LocalKafkaCluster
     public async Task KillBrokerAsync(int id, CancellationToken cancellationToken = default)
     {
         var broker = Layout.Broker(id);
-        var pid = NodeProcess.Find(broker) ?? throw new LocalKafkaException($"Broker {id} is not running.");
+        var pid = DetachedProcess.Find(broker.PidFile, broker.Marker) ?? throw new LocalKafkaException($"Broker {id} is not running.");
         var clock = Stopwatch.StartNew();
-        NodeProcess.Kill(pid);
-        await NodeProcess.WaitForExitAsync(pid, TimeSpan.FromSeconds(10), cancellationToken);
+        DetachedProcess.Kill(pid);
+        await DetachedProcess.WaitForExitAsync(pid, TimeSpan.FromSeconds(10), cancellationToken);
         File.Delete(broker.PidFile);
         _report($"broker {id} (pid {pid}) killed with SIGKILL");
 
@@ -196,13 +202,13 @@ public sealed class LocalKafkaCluster
     public async Task StartBrokerAsync(int id, CancellationToken cancellationToken = default)
     {
         var broker = Layout.Broker(id);
-        if (NodeProcess.Find(broker) is { } running)
+        if (DetachedProcess.Find(broker.PidFile, broker.Marker) is { } running)
         {
             _report($"broker {id} is already running (pid {running})");
             return;
         }
 
-        if (NodeProcess.Find(Layout.ZooKeeper) is null)
+        if (DetachedProcess.Find(Layout.ZooKeeper.PidFile, Layout.ZooKeeper.Marker) is null)
         {
             throw new LocalKafkaException("ZooKeeper is not running: start the whole cluster with ./bookstore kafka up.");
         }
@@ -229,28 +235,28 @@ public sealed class LocalKafkaCluster
     /// process of this cluster is left.</summary>
     public async Task DownAsync(CancellationToken cancellationToken = default)
     {
-        var brokers = Layout.Brokers.Select(b => (Node: b, Pid: NodeProcess.Find(b))).Where(x => x.Pid is not null).ToList();
+        var brokers = Layout.Brokers.Select(b => (Node: b, Pid: DetachedProcess.Find(b.PidFile, b.Marker))).Where(x => x.Pid is not null).ToList();
         if (brokers.Count > 0)
         {
-            var results = await Task.WhenAll(brokers.Select(b => NodeProcess.StopAsync(b.Pid!.Value, TimeSpan.FromSeconds(30), cancellationToken)));
+            var results = await Task.WhenAll(brokers.Select(b => DetachedProcess.StopAsync(b.Pid!.Value, TimeSpan.FromSeconds(30), cancellationToken)));
             for (var i = 0; i < brokers.Count; i++)
             {
                 _report($"{brokers[i].Node.Name} stopped{(results[i] ? string.Empty : " (SIGKILL after 30 s)")}");
             }
         }
 
-        if (NodeProcess.Find(Layout.ZooKeeper) is { } zk)
+        if (DetachedProcess.Find(Layout.ZooKeeper.PidFile, Layout.ZooKeeper.Marker) is { } zk)
         {
-            var clean = await NodeProcess.StopAsync(zk, TimeSpan.FromSeconds(15), cancellationToken);
+            var clean = await DetachedProcess.StopAsync(zk, TimeSpan.FromSeconds(15), cancellationToken);
             _report($"zookeeper stopped{(clean ? string.Empty : " (SIGKILL after 15 s)")}");
         }
 
         foreach (var node in Layout.Nodes)
         {
-            foreach (var stray in NodeProcess.FindByMarker(node.Marker))
+            foreach (var stray in DetachedProcess.FindByMarker(node.Marker))
             {
-                NodeProcess.Kill(stray);
-                await NodeProcess.WaitForExitAsync(stray, TimeSpan.FromSeconds(10), cancellationToken);
+                DetachedProcess.Kill(stray);
+                await DetachedProcess.WaitForExitAsync(stray, TimeSpan.FromSeconds(10), cancellationToken);
                 _report($"{node.Name}: killed a leftover process {stray}");
             }
 
@@ -291,7 +297,7 @@ public sealed class LocalKafkaCluster
     private async Task<bool> EnsureZooKeeperAsync(string java, KafkaDistribution distribution, CancellationToken cancellationToken)
     {
         var node = Layout.ZooKeeper;
-        if (NodeProcess.Find(node) is not null)
+        if (DetachedProcess.Find(node.PidFile, node.Marker) is not null)
         {
             return false;
         }
@@ -299,11 +305,11 @@ public sealed class LocalKafkaCluster
         RequireFreePort(node);
         Directory.CreateDirectory(node.DataDirectory);
         await File.WriteAllTextAsync(node.ConfigFile, Layout.ZooKeeperProperties(), cancellationToken);
-        var pid = NodeProcess.Start(node, java, JvmArguments(node, distribution, "-Xmx128m", "org.apache.zookeeper.server.quorum.QuorumPeerMain", node.ConfigFile));
+        var pid = DetachedProcess.Start(node.LogFile, node.PidFile, java, JvmArguments(node, distribution, "-Xmx128m", "org.apache.zookeeper.server.quorum.QuorumPeerMain", node.ConfigFile));
         _report($"zookeeper starting on 127.0.0.1:{node.Port} (pid {pid})");
 
-        if (!await Poll.UntilAsync(async ct => !NodeProcess.IsAlive(pid) || await ZooKeeperProbe.IsServingAsync(node.Port, ct), ZooKeeperStartTimeout, cancellationToken: cancellationToken)
-            || !NodeProcess.IsAlive(pid))
+        if (!await Poll.UntilAsync(async ct => !DetachedProcess.IsAlive(pid) || await ZooKeeperProbe.IsServingAsync(node.Port, ct), ZooKeeperStartTimeout, cancellationToken: cancellationToken)
+            || !DetachedProcess.IsAlive(pid))
         {
             await FailAsync(node, pid, "did not start serving", cancellationToken);
         }
@@ -313,7 +319,7 @@ public sealed class LocalKafkaCluster
 
     private async Task<bool> EnsureBrokersAsync(string java, KafkaDistribution distribution, IReadOnlyList<NodeLayout> brokers, CancellationToken cancellationToken)
     {
-        var toStart = brokers.Where(b => NodeProcess.Find(b) is null).ToList();
+        var toStart = brokers.Where(b => DetachedProcess.Find(b.PidFile, b.Marker) is null).ToList();
         foreach (var broker in toStart)
         {
             RequireFreePort(broker);
@@ -325,7 +331,7 @@ public sealed class LocalKafkaCluster
             Directory.CreateDirectory(broker.DataDirectory);
             Directory.CreateDirectory(broker.LogsDirectory);
             await File.WriteAllTextAsync(broker.ConfigFile, Layout.BrokerProperties(broker, OffsetsTopicPartitions), cancellationToken);
-            pids[broker] = NodeProcess.Start(broker, java, JvmArguments(broker, distribution, "-Xmx512m", "kafka.Kafka", broker.ConfigFile));
+            pids[broker] = DetachedProcess.Start(broker.LogFile, broker.PidFile, java, JvmArguments(broker, distribution, "-Xmx512m", "kafka.Kafka", broker.ConfigFile));
             _report($"{broker.Name} starting on 127.0.0.1:{broker.Port} (pid {pids[broker]})");
         }
 
@@ -336,14 +342,14 @@ public sealed class LocalKafkaCluster
             async ct =>
             {
                 registered = await ZooKeeperProbe.RegisteredBrokersAsync(Layout.ZooKeeper.Port, ct) ?? new HashSet<int>();
-                return pids.All(p => registered.Contains(p.Key.Id) || !NodeProcess.IsAlive(p.Value));
+                return pids.All(p => registered.Contains(p.Key.Id) || !DetachedProcess.IsAlive(p.Value));
             },
             BrokerStartTimeout,
             cancellationToken: cancellationToken);
 
         foreach (var (broker, pid) in pids)
         {
-            if (!registered.Contains(broker.Id) || !NodeProcess.IsAlive(pid))
+            if (!registered.Contains(broker.Id) || !DetachedProcess.IsAlive(pid))
             {
                 await FailAsync(broker, pid, "did not register in ZooKeeper", cancellationToken);
             }
@@ -354,7 +360,7 @@ public sealed class LocalKafkaCluster
 
     private static void RequireFreePort(NodeLayout node)
     {
-        if (!NodeProcess.IsPortFree(node.Port))
+        if (!DetachedProcess.IsPortFree(node.Port))
         {
             throw new LocalKafkaException(
                 $"Port {node.Port} for {node.Name} is taken by another process (see: ss -ltnp 'sport = :{node.Port}'). " +
@@ -364,14 +370,14 @@ public sealed class LocalKafkaCluster
 
     private static async Task FailAsync(NodeLayout node, int pid, string what, CancellationToken cancellationToken)
     {
-        if (NodeProcess.IsAlive(pid))
+        if (DetachedProcess.IsAlive(pid))
         {
-            NodeProcess.Kill(pid);
-            await NodeProcess.WaitForExitAsync(pid, TimeSpan.FromSeconds(10), cancellationToken);
+            DetachedProcess.Kill(pid);
+            await DetachedProcess.WaitForExitAsync(pid, TimeSpan.FromSeconds(10), cancellationToken);
         }
 
         File.Delete(node.PidFile);
-        throw new LocalKafkaException($"{node.Name} {what}; it was stopped. Last lines of {node.LogFile}:\n{NodeProcess.Tail(node.LogFile, 25)}");
+        throw new LocalKafkaException($"{node.Name} {what}; it was stopped. Last lines of {node.LogFile}:\n{DetachedProcess.Tail(node.LogFile, 25)}");
     }
 
     /// <summary>Each TopicCommand is a JVM: two at a time keeps a 2-core machine responsive.</summary>

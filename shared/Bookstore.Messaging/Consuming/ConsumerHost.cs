@@ -327,6 +327,9 @@ public sealed partial class ConsumerHost(
         return text.Length == 0 ? "(none)" : text;
     }
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Group {Group}: handled {Count} message(s) from {Partitions}, offsets {FirstOffset}..{LastOffset}")]
+    private partial void LogBatch(string group, int count, string partitions, long firstOffset, long lastOffset);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group}: consuming {Topics}")]
     private partial void LogStarted(string group, string topics);
 

@@ -6,45 +6,55 @@ using System.Runtime.InteropServices;
 
 namespace Bookstore.LocalKafka;
 
-/// <summary>Starts, finds and stops one JVM of the cluster. A process counts as ours only when its
-/// command line carries the node's marker, so a recycled pid is never signalled.</summary>
-internal static partial class NodeProcess
+/// <summary>Starts, finds and stops the processes of the local suite (the cluster's JVMs, the
+/// services): detached, so they outlive the command that started them. A process counts as ours
+/// only when its command line carries its marker, so a recycled pid is never signalled.</summary>
+public static partial class DetachedProcess
 {
     private const int SigTerm = 15;
     private const int SigKill = 9;
 
-    /// <summary>Starts <paramref name="arguments"/> in a session of its own (it outlives the CLI),
-    /// with stdin from /dev/null and stdout and stderr appended to the node's log.</summary>
-    public static int Start(NodeLayout node, string java, IReadOnlyList<string> arguments)
+    /// <summary>Starts <paramref name="program"/> in a session of its own (it outlives the CLI),
+    /// with stdin from /dev/null and stdout and stderr appended to <paramref name="logFile"/>, and
+    /// records its pid in <paramref name="pidFile"/>.</summary>
+    public static int Start(string logFile, string pidFile, string program, IReadOnlyList<string> arguments, IReadOnlyDictionary<string, string?>? environment = null)
     {
-        System.IO.Directory.CreateDirectory(node.Directory);
+        ArgumentNullException.ThrowIfNull(arguments);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(logFile)!);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(pidFile)!);
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         start.ArgumentList.Add("-c");
         start.ArgumentList.Add("log=\"$1\"; shift; exec setsid \"$@\" </dev/null >>\"$log\" 2>&1");
-        start.ArgumentList.Add("bookstore-kafka");
-        start.ArgumentList.Add(node.LogFile);
-        start.ArgumentList.Add(java);
+        start.ArgumentList.Add("bookstore");
+        start.ArgumentList.Add(logFile);
+        start.ArgumentList.Add(program);
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
 
-        using var process = Process.Start(start) ?? throw new LocalKafkaException($"{node.Name} did not start.");
-        File.WriteAllText(node.PidFile, process.Id.ToString(CultureInfo.InvariantCulture));
+        foreach (var (key, value) in environment ?? new Dictionary<string, string?>())
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start) ?? throw new LocalKafkaException($"{program} did not start.");
+        File.WriteAllText(pidFile, process.Id.ToString(CultureInfo.InvariantCulture));
         return process.Id;
     }
 
-    /// <summary>The pid of the node's live process, or null.</summary>
-    public static int? Find(NodeLayout node)
+    /// <summary>The pid of the live process recorded in <paramref name="pidFile"/> (or, the file
+    /// lost, found by its marker), or null.</summary>
+    public static int? Find(string pidFile, string marker)
     {
-        if (File.Exists(node.PidFile)
-            && int.TryParse(File.ReadAllText(node.PidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
-            && IsOurs(pid, node.Marker))
+        if (File.Exists(pidFile)
+            && int.TryParse(File.ReadAllText(pidFile).Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var pid)
+            && IsOurs(pid, marker))
         {
             return pid;
         }
 
-        return FindByMarker(node.Marker).Cast<int?>().FirstOrDefault();
+        return FindByMarker(marker).Cast<int?>().FirstOrDefault();
     }
 
     /// <summary>Every live process whose command line carries the marker (a lost pid file included).</summary>

@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using Bookstore.LocalKafka;
+
+namespace Bookstore.Cli;
+
+/// <summary>One service of the suite as <c>./bookstore</c> runs it.</summary>
+internal sealed record ServiceSpec(string Name, string Project, int Port)
+{
+    public static IReadOnlyList<ServiceSpec> All { get; } =
+    [
+        // Inventory first: it publishes the catalog that Orders waits for.
+        new("inventory", "Bookstore.Inventory", 5200),
+        new("orders", "Bookstore.Orders", 5100),
+        new("payments", "Bookstore.Payments", 5300),
+        new("notifications", "Bookstore.Notifications", 5400),
+        new("analytics", "Bookstore.Analytics", 5500),
+    ];
+
+    public static ServiceSpec Find(string name) =>
+        All.FirstOrDefault(s => s.Name.Equals(name, StringComparison.OrdinalIgnoreCase) || s.Name.TrimEnd('s').Equals(name.TrimEnd('s'), StringComparison.OrdinalIgnoreCase))
+        ?? throw new LocalKafkaException($"There is no service '{name}': the services are {string.Join(", ", All.Select(s => s.Name))}.");
+}
+
+/// <summary>The local cluster and the five services as separate processes on loopback, with
+/// their logs and pid files under <c>.bookstore/</c>.</summary>
+internal sealed class LocalSuite(string root, Action<string> report)
+{
+    private static readonly TimeSpan ReadyTimeout = TimeSpan.FromSeconds(90);
+
+    private string Home => Path.Combine(root, ".bookstore");
+
+    public string LogFile(ServiceSpec service, int instance) => Path.Combine(Home, "logs", $"{service.Name}-{instance}.log");
+
+    public async Task UpAsync(CancellationToken cancellationToken)
+    {
+        await BuildAsync(cancellationToken);
+        await LocalKafkaCluster.ForRepository(root, report).UpAsync(cancellationToken);
+
+        var started = new List<(ServiceSpec Service, int Pid)>();
+        foreach (var service in ServiceSpec.All)
+        {
+            if (Find(service, 1) is { } running)
+            {
+                report($"{service.Name} is already running (pid {running})");
+                continue;
+            }
+
+            started.Add((service, Start(service, 1)));
+        }
+
+        await Task.WhenAll(started.Select(s => WaitReadyAsync(s.Service, 1, s.Pid, cancellationToken)));
+        PrintTable();
+    }
+
+    public async Task DownAsync(CancellationToken cancellationToken)
+    {
+        var running = ServiceSpec.All.SelectMany(s => Instances(s).Select(i => (Service: s, Instance: i.Instance, i.Pid))).ToList();
+        await Task.WhenAll(running.Select(async r =>
+        {
+            var clean = await DetachedProcess.StopAsync(r.Pid, TimeSpan.FromSeconds(20), cancellationToken);
+            report($"{r.Service.Name}-{r.Instance} stopped{(clean ? string.Empty : " (SIGKILL after 20 s)")}");
+            File.Delete(PidFile(r.Service, r.Instance));
+        }));
+        await LocalKafkaCluster.ForRepository(root, report).DownAsync(cancellationToken);
+    }
+
+    public void PrintTable()
+    {
+        Console.WriteLine();
+        Console.WriteLine($"  {"service",-14} {"pid",7}  {"url",-24} {"API page",-34} log");
+        foreach (var service in ServiceSpec.All)
+        {
+            foreach (var (instance, pid) in Instances(service))
+            {
+                var url = $"http://127.0.0.1:{PortOf(service, instance)}";
+                Console.WriteLine($"  {service.Name + (instance > 1 ? $"#{instance}" : string.Empty),-14} {pid,7}  {url,-24} {url + "/scalar/v1",-34} {Path.GetRelativePath(root, LogFile(service, instance))}");
+            }
+        }
+
+        Console.WriteLine();
+        Console.WriteLine("  Try: curl -s -X POST http://127.0.0.1:5100/orders -H 'content-type: application/json' \\");
+        Console.WriteLine("         -d '{\"customerId\":\"alice\",\"lines\":[{\"isbn\":\"978-1-4920-4346-3\",\"quantity\":1}]}'");
+    }
+
+    public IEnumerable<(int Instance, int Pid)> Instances(ServiceSpec service)
+    {
+        for (var instance = 1; instance <= 16; instance++)
+        {
+            if (Find(service, instance) is { } pid)
+            {
+                yield return (instance, pid);
+            }
+        }
+    }
+
+    private static int PortOf(ServiceSpec service, int instance) => service.Port + instance - 1;
+
+    private string PidFile(ServiceSpec service, int instance) => Path.Combine(Home, "run", $"{service.Name}-{instance}.pid");
+
+    private string Marker(ServiceSpec service, int instance) => $"--bookstore-instance={Home}/{service.Name}-{instance}";
+
+    private int? Find(ServiceSpec service, int instance) => DetachedProcess.Find(PidFile(service, instance), Marker(service, instance));
+
+    private int Start(ServiceSpec service, int instance)
+    {
+        var port = PortOf(service, instance);
+        if (!DetachedProcess.IsPortFree(port))
+        {
+            throw new LocalKafkaException($"Port {port} for {service.Name} is taken by another process (see: ss -ltnp 'sport = :{port}').");
+        }
+
+        var assembly = Path.Combine(root, "services", service.Project, "bin", "Release", "net10.0", $"{service.Project}.dll");
+        var pid = DetachedProcess.Start(
+            LogFile(service, instance),
+            PidFile(service, instance),
+            "dotnet",
+            [assembly, Marker(service, instance)],
+            new Dictionary<string, string?>
+            {
+                ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+                ["BOOKSTORE_HOME"] = root,
+                // Workstation GC: a small service on a small machine.
+                ["DOTNET_gcServer"] = "0",
+            });
+        report($"{service.Name} starting on http://127.0.0.1:{port} (pid {pid})");
+        return pid;
+    }
+
+    private async Task WaitReadyAsync(ServiceSpec service, int instance, int pid, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var url = new Uri($"http://127.0.0.1:{PortOf(service, instance)}/health/ready");
+        var clock = Stopwatch.StartNew();
+        while (clock.Elapsed < ReadyTimeout)
+        {
+            if (!DetachedProcess.IsAlive(pid))
+            {
+                throw new LocalKafkaException($"{service.Name} exited. Last lines of {LogFile(service, instance)}:\n{DetachedProcess.Tail(LogFile(service, instance), 25)}");
+            }
+
+            try
+            {
+                if ((await http.GetAsync(url, cancellationToken)).IsSuccessStatusCode)
+                {
+                    report($"{service.Name} ready after {clock.Elapsed.TotalSeconds:0.0} s");
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+                // Not listening yet.
+            }
+            catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // Slow to answer while starting.
+            }
+
+            await Task.Delay(250, cancellationToken);
+        }
+
+        throw new LocalKafkaException($"{service.Name} not ready after {ReadyTimeout.TotalSeconds} s. Last lines of {LogFile(service, instance)}:\n{DetachedProcess.Tail(LogFile(service, instance), 25)}");
+    }
+
+    private async Task BuildAsync(CancellationToken cancellationToken)
+    {
+        report("building the services (Release) …");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "build", Path.Combine(root, "Bookstore.Services.slnf"), "-c", "Release", "-nologo", "-v", "q" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var build = Process.Start(start)!;
+        var output = build.StandardOutput.ReadToEndAsync(cancellationToken);
+        var errors = build.StandardError.ReadToEndAsync(cancellationToken);
+        await build.WaitForExitAsync(cancellationToken);
+        if (build.ExitCode != 0)
+        {
+            throw new LocalKafkaException($"Building the services failed:\n{await output}{await errors}");
+        }
+    }
+}
