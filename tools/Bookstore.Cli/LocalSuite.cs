@@ -114,7 +114,7 @@ internal sealed class LocalSuite(string root, Action<string> report)
             LogFile(service, instance),
             PidFile(service, instance),
             "dotnet",
-            [assembly, Marker(service, instance)],
+            [assembly, "--contentRoot", Path.GetDirectoryName(assembly)!, Marker(service, instance)],
             new Dictionary<string, string?>
             {
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
