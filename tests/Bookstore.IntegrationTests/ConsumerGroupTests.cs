@@ -84,7 +84,7 @@ public sealed class ConsumerGroupTests(KafkaClusterFixture fixture)
             var config = KafkaClientConfigs.Consumer(fixture.Connection, group, $"worker-{member}");
             using var consumer = new ConsumerBuilder<string, string>(config)
                 .SetLogHandler(KafkaLogs.ToStandardError)
-                // Incremental (cooperative) rebalancing: handlers get what is added or taken away.
+                // Handlers get what is added or taken away (all of it, with an eager assignor).
                 .SetPartitionsAssignedHandler((_, added) => assignments[member] = [.. assignments.GetValueOrDefault(member, []).Union(added.Select(tp => tp.Partition.Value))])
                 .SetPartitionsRevokedHandler((_, revoked) => assignments[member] = [.. assignments.GetValueOrDefault(member, []).Except(revoked.Select(tp => tp.Partition.Value))])
                 .Build();

@@ -64,7 +64,7 @@ public sealed class KafkaConnectionTests
         var config = KafkaClientConfigs.Consumer(new KafkaConnection(Servers, "0.9.0.1"), "inventory-service", "inventory-1");
         Assert.False(config.EnableAutoCommit);
         Assert.False(config.EnableAutoOffsetStore);
-        Assert.Equal(PartitionAssignmentStrategy.CooperativeSticky, config.PartitionAssignmentStrategy);
+        Assert.Equal(PartitionAssignmentStrategy.Range, config.PartitionAssignmentStrategy);
         Assert.Equal("inventory-service", config.GroupId);
         Assert.True(config.SessionTimeoutMs <= 10_000);
         Assert.True(config.FetchQueueBackoffMs < 100);

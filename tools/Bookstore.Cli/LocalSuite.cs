@@ -21,6 +21,8 @@ internal sealed record ServiceSpec(string Name, string Project, int Port)
         ?? throw new LocalKafkaException($"There is no service '{name}': the services are {string.Join(", ", All.Select(s => s.Name))}.");
 }
 
+internal sealed record InstanceStatus(string Service, string Instance, int Pid, int Port, bool Ready);
+
 /// <summary>The local cluster and the five services as separate processes on loopback, with
 /// their logs and pid files under <c>.bookstore/</c>.</summary>
 internal sealed class LocalSuite(string root, Action<string> report)
@@ -50,6 +52,70 @@ internal sealed class LocalSuite(string root, Action<string> report)
 
         await Task.WhenAll(started.Select(s => WaitReadyAsync(s.Service, 1, s.Pid, cancellationToken)));
         PrintTable();
+    }
+
+    /// <summary>Starts or gracefully stops instances until <paramref name="count"/> run; the
+    /// group rebalances as members join or leave.</summary>
+    public async Task ScaleAsync(ServiceSpec service, int count, CancellationToken cancellationToken)
+    {
+        if (count is < 0 or > 16)
+        {
+            throw new LocalKafkaException("Scale to between 0 and 16 instances.");
+        }
+
+        var running = Instances(service).ToList();
+        var started = new List<(int Instance, int Pid)>();
+        for (var instance = 1; instance <= count; instance++)
+        {
+            if (running.All(r => r.Instance != instance))
+            {
+                started.Add((instance, Start(service, instance)));
+            }
+        }
+
+        await Task.WhenAll(started.Select(s => WaitReadyAsync(service, s.Instance, s.Pid, cancellationToken)));
+        await Task.WhenAll(running.Where(r => r.Instance > count).Select(async r =>
+        {
+            var clean = await DetachedProcess.StopAsync(r.Pid, TimeSpan.FromSeconds(20), cancellationToken);
+            File.Delete(PidFile(service, r.Instance));
+            report($"{service.Name}#{r.Instance} stopped{(clean ? " (left its group)" : " (SIGKILL after 20 s)")}");
+        }));
+    }
+
+    /// <summary>SIGKILL: the member vanishes without leaving its group; its partitions move only
+    /// once the group's session timeout notices.</summary>
+    public void Kill(ServiceSpec service, int instance)
+    {
+        var pid = Find(service, instance) ?? throw new LocalKafkaException($"{service.Name}#{instance} is not running.");
+        DetachedProcess.Kill(pid);
+        File.Delete(PidFile(service, instance));
+        report($"{service.Name}#{instance} (pid {pid}) killed with SIGKILL");
+    }
+
+    public async Task<IReadOnlyList<InstanceStatus>> InstanceStatusAsync(CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var result = new List<InstanceStatus>();
+        foreach (var service in ServiceSpec.All)
+        {
+            foreach (var (instance, pid) in Instances(service))
+            {
+                var port = PortOf(service, instance);
+                bool ready;
+                try
+                {
+                    ready = (await http.GetAsync(new Uri($"http://127.0.0.1:{port}/health/ready"), cancellationToken)).IsSuccessStatusCode;
+                }
+                catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                {
+                    ready = false;
+                }
+
+                result.Add(new InstanceStatus(service.Name, $"{service.Name}-{instance}", pid, port, ready));
+            }
+        }
+
+        return result;
     }
 
     public async Task DownAsync(CancellationToken cancellationToken)

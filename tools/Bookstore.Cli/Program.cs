@@ -3,7 +3,7 @@ using Bookstore.Cli;
 
 var root = new RootCommand("Bookstore on Kafka: run the local cluster and the suite.");
 root.Add(KafkaCommands.Create());
-foreach (var command in SuiteCommands.Create())
+foreach (var command in SuiteCommands.Create().Concat(StatusCommands.Create()))
 {
     root.Add(command);
 }
