@@ -81,7 +81,7 @@ internal static partial class StatusCommands
                 g.GroupId,
                 g.State,
                 g.TotalLag,
-                [.. g.Members.Select(m => new MemberView(byClientId.GetValueOrDefault(m.ClientId, m.ClientId), m.ClientId, m.Host, m.Idle, m.Partitions))]))]);
+                [.. g.Members.Select(m => new MemberView(byClientId.GetValueOrDefault(m.ClientId, $"{m.ClientId} (process gone; listed until its session expires)"), m.ClientId, m.Host, m.Idle, m.Partitions))]))]);
     }
 
     /// <summary>Waits until the group shows <paramref name="count"/> members, then prints the assignment.</summary>
