@@ -45,11 +45,14 @@ public static class AnalyticsApi
         try
         {
             var clock = Stopwatch.StartNew();
+            var (read, skipped) = await database.WriteAsync(
+                async transaction =>
+                {
+                    await AnalyticsStore.ClearAsync(transaction);
+                    return await ReadAllAsync(transaction, options, TimeSpan.FromMinutes(2));
+                },
+                cancellationToken);
             await using var connection = await database.OpenAsync(cancellationToken);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            await AnalyticsStore.ClearAsync(transaction);
-            var (read, skipped) = await ReadAllAsync(transaction, options, TimeSpan.FromMinutes(2));
-            await transaction.CommitAsync(cancellationToken);
             return TypedResults.Ok(new ReplayResult(read, skipped, clock.Elapsed.TotalSeconds, await AnalyticsStore.SummaryAsync(connection)));
         }
         catch (TimeoutException e)

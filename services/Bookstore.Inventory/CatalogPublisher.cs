@@ -12,16 +12,19 @@ public sealed class CatalogPublisher(ServiceDatabase database, Outbox outbox, IL
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        await InventoryStore.SeedAsync(transaction, Catalog.Seed);
-        var books = await InventoryStore.BooksAsync(connection, transaction);
-        foreach (var book in books)
-        {
-            await outbox.AddAsync(transaction, CatalogEvents.PriceOf(book));
-        }
+        var books = await database.WriteAsync(
+            async transaction =>
+            {
+                await InventoryStore.SeedAsync(transaction, Catalog.Seed);
+                var books = await InventoryStore.BooksAsync(transaction.Connection!, transaction);
+                foreach (var book in books)
+                {
+                    await outbox.AddAsync(transaction, CatalogEvents.PriceOf(book));
+                }
 
-        await transaction.CommitAsync(cancellationToken);
+                return books;
+            },
+            cancellationToken);
         outbox.Committed();
         logger.LogInformation("Published {Count} books to the catalog", books.Count);
     }

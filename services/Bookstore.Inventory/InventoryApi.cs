@@ -57,27 +57,35 @@ public static class InventoryApi
             return TypedResults.ValidationProblem(errors);
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        var before = await InventoryStore.BookAsync(connection, isbn, transaction);
-        if (before is null)
+        var after = await database.WriteAsync(
+            async transaction =>
+            {
+                var before = await InventoryStore.BookAsync(transaction.Connection!, isbn, transaction);
+                if (before is null)
+                {
+                    return null;
+                }
+
+                await InventoryStore.UpdateBookAsync(transaction, isbn, update.Price is { } p ? Money.ToCents(p) : null, update.Restock ?? 0);
+                var after = (await InventoryStore.BookAsync(transaction.Connection!, isbn, transaction))!;
+                if (after.Price != before.Price)
+                {
+                    await outbox.AddAsync(transaction, CatalogEvents.PriceOf(after));
+                }
+
+                if (after.Stock != before.Stock)
+                {
+                    await outbox.AddAsync(transaction, CatalogEvents.AvailabilityOf(after));
+                }
+
+                return after;
+            },
+            cancellationToken);
+        if (after is null)
         {
             return UnknownBook(isbn);
         }
 
-        await InventoryStore.UpdateBookAsync(transaction, isbn, update.Price is { } p ? Money.ToCents(p) : null, update.Restock ?? 0);
-        var after = (await InventoryStore.BookAsync(connection, isbn, transaction))!;
-        if (after.Price != before.Price)
-        {
-            await outbox.AddAsync(transaction, CatalogEvents.PriceOf(after));
-        }
-
-        if (after.Stock != before.Stock)
-        {
-            await outbox.AddAsync(transaction, CatalogEvents.AvailabilityOf(after));
-        }
-
-        await transaction.CommitAsync(cancellationToken);
         outbox.Committed();
         return TypedResults.Ok(after);
     }

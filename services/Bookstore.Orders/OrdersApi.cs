@@ -6,7 +6,6 @@ using Bookstore.Messaging.Storage;
 using Bookstore.Orders.Data;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.Data.Sqlite;
 using Outbox = Bookstore.Messaging.Outbox.Outbox;
 
 namespace Bookstore.Orders;
@@ -44,26 +43,14 @@ public static class OrdersApi
             return TypedResults.ValidationProblem(errors);
         }
 
-        await using var connection = await database.OpenAsync(cancellationToken);
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        var requestHash = Hash(request);
-        if (idempotencyKey is not null && await OrderStore.IdempotencyKeyAsync(transaction, idempotencyKey) is { } earlier)
+        // Prices come from the catalog view; reading it needs no write lock.
+        var lines = request.Lines!;
+        Dictionary<string, CatalogEntry> catalog;
+        await using (var connection = await database.OpenAsync(cancellationToken))
         {
-            if (earlier.RequestHash != requestHash)
-            {
-                return TypedResults.Problem(
-                    statusCode: StatusCodes.Status409Conflict,
-                    title: "Idempotency key reused",
-                    detail: $"The key {idempotencyKey} was first used for a different request (order {earlier.OrderId}).");
-            }
-
-            http.Response.Headers["Idempotent-Replayed"] = "true";
-            var first = (await OrderStore.GetAsync(connection, earlier.OrderId, transaction))!;
-            return TypedResults.Accepted($"/orders/{first.Id}", first);
+            catalog = await OrderStore.CatalogAsync(connection, lines.Select(l => l.Isbn!));
         }
 
-        var lines = request.Lines!;
-        var catalog = await OrderStore.CatalogAsync(connection, lines.Select(l => l.Isbn!), transaction);
         var unknown = lines.Select((l, i) => (l.Isbn, i)).Where(x => !catalog.ContainsKey(x.Isbn!)).ToList();
         if (unknown.Count > 0)
         {
@@ -73,18 +60,49 @@ public static class OrdersApi
         var now = DateTimeOffset.UtcNow;
         var orderLines = lines.Select(l => new OrderLine(l.Isbn!, l.Quantity, catalog[l.Isbn!].Price)).ToList();
         var order = new Order($"ORD-{Guid.CreateVersion7():N}", request.CustomerId!, OrderStatus.Pending, null, orderLines, orderLines.Sum(l => l.Amount), now, now, []);
-        await OrderStore.InsertAsync(transaction, order);
-        if (idempotencyKey is not null)
+        var requestHash = Hash(request);
+
+        // The idempotency check and the insert share one transaction: two retries of one request
+        // cannot both create an order.
+        var (placed, earlier) = await database.WriteAsync(
+            async transaction =>
+            {
+                if (idempotencyKey is not null && await OrderStore.IdempotencyKeyAsync(transaction, idempotencyKey) is { } earlier)
+                {
+                    return ((Order?)null, earlier);
+                }
+
+                var placed = await OrderStore.InsertAsync(transaction, order);
+                if (idempotencyKey is not null)
+                {
+                    await OrderStore.AddIdempotencyKeyAsync(transaction, idempotencyKey, order.Id, requestHash);
+                }
+
+                await outbox.AddAsync(transaction, new OrderPlaced(order.Id, order.CustomerId, order.Lines, order.Total));
+                return (placed, (IdempotencyRecord?)null);
+            },
+            cancellationToken);
+
+        if (placed is not null)
         {
-            await OrderStore.AddIdempotencyKeyAsync(transaction, idempotencyKey, order.Id, requestHash);
+            outbox.Committed();
+            return TypedResults.Accepted($"/orders/{placed.Id}", placed);
         }
 
-        await outbox.AddAsync(transaction, new OrderPlaced(order.Id, order.CustomerId, order.Lines, order.Total));
-        await transaction.CommitAsync(cancellationToken);
-        outbox.Committed();
+        if (earlier!.RequestHash != requestHash)
+        {
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status409Conflict,
+                title: "Idempotency key reused",
+                detail: $"The key {idempotencyKey} was first used for a different request (order {earlier.OrderId}).");
+        }
 
-        var placed = (await OrderStore.GetAsync(connection, order.Id))!;
-        return TypedResults.Accepted($"/orders/{order.Id}", placed);
+        http.Response.Headers["Idempotent-Replayed"] = "true";
+        await using (var connection = await database.OpenAsync(cancellationToken))
+        {
+            var first = (await OrderStore.GetAsync(connection, earlier.OrderId))!;
+            return TypedResults.Accepted($"/orders/{first.Id}", first);
+        }
     }
 
     private static async Task<Results<Ok<Order>, ProblemHttpResult>> GetOrder(string id, ServiceDatabase database, CancellationToken cancellationToken)

@@ -42,15 +42,19 @@ public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox,
             return;
         }
 
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-        var expired = await OrderStore.ExpireAsync(transaction, before, limit: 500);
-        foreach (var (id, customerId) in expired)
-        {
-            await OrderStore.AddHistoryAsync(transaction, id, "cancelled", $"timeout: still pending after {options.PendingTimeout.TotalSeconds} s", "order-service", null);
-            await outbox.AddAsync(transaction, new OrderCancelled(id, customerId, "timeout"));
-        }
+        var expired = await database.WriteAsync(
+            async transaction =>
+            {
+                var expired = await OrderStore.ExpireAsync(transaction, before, limit: 500);
+                foreach (var (id, customerId) in expired)
+                {
+                    await OrderStore.AddHistoryAsync(transaction, id, "cancelled", $"timeout: still pending after {options.PendingTimeout.TotalSeconds} s", "order-service", null);
+                    await outbox.AddAsync(transaction, new OrderCancelled(id, customerId, "timeout"));
+                }
 
-        await transaction.CommitAsync(cancellationToken);
+                return expired;
+            },
+            cancellationToken);
         if (expired.Count > 0)
         {
             outbox.Committed();

@@ -4,6 +4,7 @@ using Bookstore.Cli;
 var root = new RootCommand("Bookstore on Kafka: run the local cluster and the suite.");
 root.Add(KafkaCommands.Create());
 root.Add(OrderCommand.Create());
+root.Add(LoadCommand.Create());
 foreach (var command in SuiteCommands.Create().Concat(StatusCommands.Create()))
 {
     root.Add(command);

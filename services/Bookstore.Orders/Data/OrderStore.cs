@@ -71,7 +71,8 @@ public static class OrderStore
             available INTEGER NOT NULL) WITHOUT ROWID;
         """;
 
-    public static async Task InsertAsync(SqliteTransaction transaction, Order order)
+    /// <summary>Stores a new order with its first history entry; returns it as stored.</summary>
+    public static async Task<Order> InsertAsync(SqliteTransaction transaction, Order order)
     {
         await transaction.Connection!.ExecuteAsync(
             """
@@ -80,7 +81,9 @@ public static class OrderStore
             """,
             new { order.Id, order.CustomerId, order.Status, Lines = JsonSerializer.Serialize(order.Lines), TotalCents = Money.ToCents(order.Total), At = order.CreatedAt.ToString("O") },
             transaction);
-        await AddHistoryAsync(transaction, order.Id, "placed", $"{order.Lines.Count} line(s), total {order.Total}", "order-service", null);
+        var placed = new HistoryEntry(order.CreatedAt, "placed", $"{order.Lines.Count} line(s), total {order.Total}", "order-service", null, null, null);
+        await AddHistoryAsync(transaction, order.Id, placed.Step, placed.Detail, placed.Service, null);
+        return order with { History = [placed] };
     }
 
     /// <summary>Moves a Pending order to <paramref name="status"/>; null when it was no longer

@@ -152,17 +152,14 @@ public sealed partial class ConsumerHost(
         }
     }
 
-    private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
-    {
-        await using var connection = await database.OpenAsync();
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
-        foreach (var result in batch)
+    private Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch) =>
+        database.WriteAsync(async transaction =>
         {
-            await ProcessMessageAsync(transaction, result);
-        }
-
-        await transaction.CommitAsync();
-    }
+            foreach (var result in batch)
+            {
+                await ProcessMessageAsync(transaction, result);
+            }
+        });
 
     private async Task ProcessMessageAsync(SqliteTransaction transaction, ConsumeResult<byte[], byte[]> result)
     {

@@ -87,8 +87,8 @@ public sealed partial class OutboxRelay(
         delivered = delivered < 0 ? rows.Count : delivered;
         if (delivered > 0)
         {
-            await using var connection = await database.OpenAsync(cancellationToken);
-            await connection.ExecuteAsync("DELETE FROM outbox WHERE seq <= @Seq", new { rows[delivered - 1].Seq });
+            var last = rows[delivered - 1].Seq;
+            await database.WriteAsync(t => t.Connection!.ExecuteAsync("DELETE FROM outbox WHERE seq <= @last", new { last }, t), cancellationToken);
             Published += delivered;
         }
 
@@ -148,14 +148,14 @@ public sealed partial class OutboxRelay(
         }
 
         var wallNow = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        await using var connection = await database.OpenAsync(cancellationToken);
-        var held = await connection.ExecuteAsync(
+        var held = await database.WriteAsync(t => t.Connection!.ExecuteAsync(
             """
             INSERT INTO relay_lease (name, owner, expires_at) VALUES ('outbox', @Owner, @ExpiresAt)
             ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
             WHERE relay_lease.owner = excluded.owner OR relay_lease.expires_at < @Now
             """,
-            new { Owner = _owner, ExpiresAt = wallNow + (long)LeaseDuration.TotalMilliseconds, Now = wallNow }) > 0;
+            new { Owner = _owner, ExpiresAt = wallNow + (long)LeaseDuration.TotalMilliseconds, Now = wallNow },
+            t), cancellationToken) > 0;
         var wasHolding = _leaseValidUntil > 0;
         // Renew well before expiry, so a standby never sees a lease of a live relay run out.
         _leaseValidUntil = held ? now + (Stopwatch.Frequency * (long)LeaseDuration.TotalSeconds / 3) : 0;
@@ -176,8 +176,7 @@ public sealed partial class OutboxRelay(
 
         try
         {
-            await using var connection = await database.OpenAsync();
-            await connection.ExecuteAsync("DELETE FROM relay_lease WHERE name = 'outbox' AND owner = @Owner", new { Owner = _owner });
+            await database.WriteAsync(t => t.Connection!.ExecuteAsync("DELETE FROM relay_lease WHERE name = 'outbox' AND owner = @Owner", new { Owner = _owner }, t));
         }
         catch (Microsoft.Data.Sqlite.SqliteException e)
         {

@@ -8,7 +8,7 @@ namespace Bookstore.Messaging.Storage;
 /// <remarks>WAL with <c>synchronous=NORMAL</c> survives a process crash, the failure model here
 /// (not a power cut). All instances of a service open the same file; SQLite serializes writers and
 /// the busy timeout makes them wait their turn instead of failing.</remarks>
-public sealed class ServiceDatabase
+public sealed class ServiceDatabase : IDisposable
 {
     private const string MessagingSchema = """
         CREATE TABLE IF NOT EXISTS outbox (
@@ -27,6 +27,10 @@ public sealed class ServiceDatabase
         """;
 
     private readonly string _connectionString;
+
+    // One writer at a time in this process: SQLite allows one anyway, and waiting here, in
+    // order, beats SQLite's busy handler, which sleeps and lets later writers overtake.
+    private readonly SemaphoreSlim _writeGate = new(1, 1);
 
     public ServiceDatabase(string path, string schema)
     {
@@ -58,6 +62,37 @@ public sealed class ServiceDatabase
         return connection;
     }
 
+    /// <summary>Runs <paramref name="work"/> in a write transaction (BEGIN IMMEDIATE) and commits
+    /// it; the transaction rolls back if <paramref name="work"/> throws.</summary>
+    public async Task<T> WriteAsync<T>(Func<SqliteTransaction, Task<T>> work, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(work);
+        await _writeGate.WaitAsync(cancellationToken);
+        try
+        {
+            await using var connection = await OpenAsync(cancellationToken);
+            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
+            var result = await work(transaction);
+            await transaction.CommitAsync(cancellationToken);
+            return result;
+        }
+        finally
+        {
+            _writeGate.Release();
+        }
+    }
+
+    public Task WriteAsync(Func<SqliteTransaction, Task> work, CancellationToken cancellationToken = default) =>
+        WriteAsync(
+            async transaction =>
+            {
+                await work(transaction);
+                return true;
+            },
+            cancellationToken);
+
     private static void Configure(SqliteConnection connection) =>
         connection.Execute("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
+
+    public void Dispose() => _writeGate.Dispose();
 }

@@ -1,0 +1,321 @@
+using System.Collections.Concurrent;
+using System.CommandLine;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json;
+using Bookstore.Contracts;
+using Bookstore.Contracts.Events;
+using Bookstore.LocalKafka;
+using Bookstore.Messaging;
+using Bookstore.Messaging.Events;
+using Confluent.Kafka;
+
+namespace Bookstore.Cli;
+
+/// <summary><c>./bookstore load</c>: real HTTP orders, followed to their terminal state by reading
+/// <c>book-orders</c> (the OrderConfirmed / OrderCancelled events), with throughput and latency.</summary>
+internal static class LoadCommand
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var orders = new Option<int>("--orders") { Description = "how many orders", DefaultValueFactory = _ => 1000 };
+        var rate = new Option<int?>("--rate") { Description = "orders per second (default: as fast as the concurrency allows)" };
+        var concurrency = new Option<int>("--concurrency") { Description = "requests in flight at most", DefaultValueFactory = _ => 32 };
+        var json = new Option<bool>("--json") { Description = "print the result as JSON" };
+        var deadline = new Option<int>("--deadline") { Description = "seconds to wait for every order to be terminal", DefaultValueFactory = _ => 180 };
+        var restock = new Option<bool>("--restock") { Description = "top up the books the load orders first, so orders are confirmed rather than out of stock" };
+        var load = new Command("load", "Place orders over HTTP and measure until every one is Confirmed or Cancelled.") { orders, rate, concurrency, json, deadline, restock };
+        load.SetAction((parse, ct) => CommandRunner.Run(async () =>
+        {
+            var count = parse.GetValue(orders);
+            var inFlight = parse.GetValue(concurrency);
+            if (count is < 1 or > 1_000_000 || inFlight is < 1 or > 1024 || parse.GetValue(rate) is < 1)
+            {
+                throw new LocalKafkaException("--orders 1..1000000, --concurrency 1..1024, --rate at least 1.");
+            }
+
+            var result = await RunAsync(count, parse.GetValue(rate), inFlight, TimeSpan.FromSeconds(parse.GetValue(deadline)), parse.GetValue(restock), !parse.GetValue(json), ct);
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(result, Json));
+            }
+            else
+            {
+                Print(result);
+            }
+
+            if (result.Lost + result.Stuck + result.Errors > 0)
+            {
+                throw new LocalKafkaException($"{result.Lost} lost, {result.Stuck} stuck, {result.Errors} failed requests.");
+            }
+        }));
+        return load;
+    }
+
+    private static async Task<LoadResult> RunAsync(int count, int? rate, int concurrency, TimeSpan deadline, bool restock, bool progress, CancellationToken cancellationToken)
+    {
+        var connection = KafkaConnectionResolver.Resolve() ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
+        {
+            Timeout = TimeSpan.FromSeconds(30),
+        };
+        var books = await BooksAsync(http, restock, count, cancellationToken);
+
+        var placed = new ConcurrentDictionary<string, long>();
+        var terminal = new ConcurrentDictionary<string, (long At, string Outcome)>();
+        var accepted = new ConcurrentBag<double>();
+        var errors = new ConcurrentBag<string>();
+        using var stopWatching = new CancellationTokenSource();
+        using var watcher = StartWatcher(connection, placed, terminal, stopWatching.Token);
+
+        var clock = Stopwatch.StartNew();
+        var begin = Stopwatch.GetTimestamp();
+        var next = 0;
+        var sent = 0;
+        var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
+        {
+            while (true)
+            {
+                var i = Interlocked.Increment(ref next) - 1;
+                if (i >= count || cancellationToken.IsCancellationRequested)
+                {
+                    return;
+                }
+
+                if (rate is { } r)
+                {
+                    var due = TimeSpan.FromSeconds((double)i / r) - clock.Elapsed;
+                    if (due > TimeSpan.Zero)
+                    {
+                        await Task.Delay(due, cancellationToken);
+                    }
+                }
+
+                var start = Stopwatch.GetTimestamp();
+                try
+                {
+                    using var content = new StringContent(OrderBody(i, books), Encoding.UTF8, "application/json");
+                    using var response = await http.PostAsync(new Uri("http://127.0.0.1:5100/orders"), content, cancellationToken);
+                    if (response.StatusCode != HttpStatusCode.Accepted)
+                    {
+                        errors.Add($"{(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)}");
+                        continue;
+                    }
+
+                    var id = (await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("id").GetString()!;
+                    placed[id] = start;
+                    accepted.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+                }
+                catch (HttpRequestException e)
+                {
+                    errors.Add(e.Message);
+                }
+                finally
+                {
+                    Interlocked.Increment(ref sent);
+                }
+            }
+        }, cancellationToken)).ToList();
+
+        var reporter = progress ? Task.Run(() => ProgressAsync(count, () => sent, () => terminal.Count, clock, Task.WhenAll(workers), cancellationToken), cancellationToken) : Task.CompletedTask;
+        await Task.WhenAll(workers);
+        var placementSeconds = clock.Elapsed.TotalSeconds;
+        await Poll.UntilAsync(() => placed.Keys.All(terminal.ContainsKey), deadline, TimeSpan.FromMilliseconds(100), cancellationToken);
+        var lastTerminal = terminal.IsEmpty ? Stopwatch.GetTimestamp() : terminal.Values.Max(t => t.At);
+        await stopWatching.CancelAsync();
+        await reporter;
+        if (progress)
+        {
+            Console.WriteLine();
+        }
+
+        // What the events did not report: ask the Order Service whether it is stuck or lost.
+        var missing = placed.Keys.Where(id => !terminal.ContainsKey(id)).ToList();
+        var stuck = 0;
+        var lost = 0;
+        foreach (var id in missing)
+        {
+            using var response = await http.GetAsync(new Uri($"http://127.0.0.1:5100/orders/{id}"), cancellationToken);
+            if (response.StatusCode == HttpStatusCode.NotFound)
+            {
+                lost++;
+            }
+            else if ((await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("status").GetString() == "Pending")
+            {
+                stuck++;
+            }
+            else
+            {
+                lost++; // terminal in the service, but its event never reached book-orders
+            }
+        }
+
+        var toTerminal = placed.Where(p => terminal.ContainsKey(p.Key)).Select(p => Stopwatch.GetElapsedTime(p.Value, terminal[p.Key].At).TotalMilliseconds).ToList();
+        var firstToLast = Stopwatch.GetElapsedTime(begin, lastTerminal).TotalSeconds;
+        return new LoadResult(
+            count,
+            placed.Count,
+            terminal.Count(t => placed.ContainsKey(t.Key)),
+            errors.Count,
+            lost,
+            stuck,
+            Math.Round(placed.Count / placementSeconds, 1),
+            Math.Round(terminal.Count / Math.Max(firstToLast, 0.001), 1),
+            Percentiles.Of([.. accepted]),
+            Percentiles.Of(toTerminal),
+            terminal.Values.GroupBy(t => t.Outcome).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
+            [.. errors.Take(5)]);
+    }
+
+    private static async Task<List<string>> BooksAsync(HttpClient http, bool restock, int count, CancellationToken cancellationToken)
+    {
+        List<JsonElement> books;
+        try
+        {
+            books = (await http.GetFromJsonAsync<List<JsonElement>>(new Uri("http://127.0.0.1:5200/books"), cancellationToken))!;
+        }
+        catch (HttpRequestException e)
+        {
+            throw new LocalKafkaException($"The Inventory Service does not answer ({e.Message}): start the suite with ./bookstore up.", e);
+        }
+
+        var plentiful = books.Where(b => b.GetProperty("stock").GetInt32() >= 50).Select(b => b.GetProperty("isbn").GetString()!).ToList();
+        if (restock)
+        {
+            foreach (var isbn in plentiful)
+            {
+                using var response = await http.PutAsJsonAsync(new Uri($"http://127.0.0.1:5200/books/{isbn}"), new { restock = Math.Min(10_000, count) }, cancellationToken);
+                response.EnsureSuccessStatusCode();
+            }
+        }
+
+        return plentiful.Count > 0 ? plentiful : [.. books.Select(b => b.GetProperty("isbn").GetString()!)];
+    }
+
+    private static string OrderBody(int i, List<string> books) =>
+        JsonSerializer.Serialize(new { customerId = $"load-{i % 100}", lines = new[] { new { isbn = books[i % books.Count], quantity = 1 } } });
+
+    /// <summary>Reads book-orders from its current end: OrderConfirmed and OrderCancelled mark orders terminal.</summary>
+    private static Watcher StartWatcher(KafkaConnection connection, ConcurrentDictionary<string, long> placed, ConcurrentDictionary<string, (long, string)> terminal, CancellationToken stop)
+    {
+        var consumer = new ConsumerBuilder<string, string>(KafkaClientConfigs.Consumer(connection, "bookstore-load-watcher", "bookstore-load"))
+            .SetLogHandler((_, _) => { })
+            .Build();
+        var partitions = Enumerable.Range(0, Topics.BookOrders.Partitions).Select(p => new TopicPartition(Topics.BookOrders.Name, p)).ToList();
+        consumer.Assign(partitions.Select(tp => new TopicPartitionOffset(tp, consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)).High)));
+        var thread = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (consumer.Consume(TimeSpan.FromMilliseconds(100)) is not { } result)
+                {
+                    continue;
+                }
+
+                var at = Stopwatch.GetTimestamp();
+                try
+                {
+                    var cloudEvent = EventSerializer.Parse(result.Message.Value);
+                    if (cloudEvent.Type == EventCatalog.OrderConfirmed.TypeName)
+                    {
+                        terminal.TryAdd(result.Message.Key, (at, "Confirmed"));
+                    }
+                    else if (cloudEvent.Type == EventCatalog.OrderCancelled.TypeName)
+                    {
+                        var reason = cloudEvent.Data.GetProperty("reason").GetString() ?? string.Empty;
+                        terminal.TryAdd(result.Message.Key, (at, $"Cancelled: {Category(reason)}"));
+                    }
+                }
+                catch (PoisonMessageException)
+                {
+                    // Not ours to judge: the services dead-letter it.
+                }
+            }
+        }) { IsBackground = true, Name = "load-watcher" };
+        thread.Start();
+        return new Watcher(consumer, thread);
+    }
+
+    private static string Category(string reason) =>
+        reason.StartsWith("out of stock", StringComparison.Ordinal) ? "out of stock"
+        : reason.StartsWith("payment failed", StringComparison.Ordinal) ? "payment failed"
+        : reason.StartsWith("timeout", StringComparison.Ordinal) ? "timeout"
+        : reason;
+
+    private static async Task ProgressAsync(int count, Func<int> sent, Func<int> done, Stopwatch clock, Task placing, CancellationToken cancellationToken)
+    {
+        while (done() < count && !cancellationToken.IsCancellationRequested)
+        {
+            var width = 30;
+            var filled = (int)(width * (double)done() / count);
+            Console.Write($"\r  [{new string('#', filled)}{new string('.', width - filled)}] placed {sent(),7}/{count}  terminal {done(),7}  {sent() / Math.Max(clock.Elapsed.TotalSeconds, 0.001),7:0}/s ");
+            if (placing.IsCompleted && clock.Elapsed > TimeSpan.FromMinutes(10))
+            {
+                return;
+            }
+
+            await Task.Delay(250, cancellationToken);
+        }
+
+        Console.Write($"\r  [{new string('#', 30)}] placed {sent(),7}/{count}  terminal {done(),7}                 ");
+    }
+
+    private static void Print(LoadResult r)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"  orders:      {r.Requested} requested, {r.Accepted} accepted (202), {r.Terminal} terminal, {r.Errors} failed requests, {r.Lost} lost, {r.Stuck} stuck");
+        Console.WriteLine($"  throughput:  {r.AcceptedPerSecond}/s accepted, {r.TerminalPerSecond}/s placed→terminal (first request to last terminal)");
+        Console.WriteLine($"  accepted:    {r.AcceptedLatencyMs}");
+        Console.WriteLine($"  terminal:    {r.TerminalLatencyMs}");
+        Console.WriteLine($"  outcomes:    {string.Join(", ", r.Outcomes.Select(o => $"{o.Key} {o.Value}"))}");
+        foreach (var error in r.SampleErrors)
+        {
+            Console.WriteLine($"  error:       {error}");
+        }
+    }
+
+    private sealed class Watcher(IConsumer<string, string> consumer, Thread thread) : IDisposable
+    {
+        public void Dispose()
+        {
+            thread.Join(TimeSpan.FromSeconds(2));
+            consumer.Close();
+            consumer.Dispose();
+        }
+    }
+}
+
+internal sealed record Percentiles(double P50, double P90, double P99, double Max)
+{
+    public static Percentiles Of(IReadOnlyCollection<double> values)
+    {
+        if (values.Count == 0)
+        {
+            return new Percentiles(0, 0, 0, 0);
+        }
+
+        var sorted = values.Order().ToArray();
+        double At(double q) => Math.Round(sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(q * sorted.Length) - 1)], 1);
+        return new Percentiles(At(0.50), At(0.90), At(0.99), Math.Round(sorted[^1], 1));
+    }
+
+    public override string ToString() => $"p50 {P50} ms, p90 {P90} ms, p99 {P99} ms, max {Max} ms";
+}
+
+internal sealed record LoadResult(
+    int Requested,
+    int Accepted,
+    int Terminal,
+    int Errors,
+    int Lost,
+    int Stuck,
+    double AcceptedPerSecond,
+    double TerminalPerSecond,
+    Percentiles AcceptedLatencyMs,
+    Percentiles TerminalLatencyMs,
+    Dictionary<string, int> Outcomes,
+    IReadOnlyList<string> SampleErrors);
