@@ -4,6 +4,11 @@ using Bookstore.Contracts;
 using Bookstore.Messaging;
 using Bookstore.ServiceDefaults;
 
+if (HealthProbe.IsRequested(args))
+{
+    return await HealthProbe.RunAsync();
+}
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5500");
 builder.AddMessaging(ConsumerGroups.Analytics, AnalyticsStore.Schema, consumers => consumers
@@ -13,3 +18,4 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapAnalyticsApi();
 app.Run();
+return 0;

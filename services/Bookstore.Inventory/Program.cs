@@ -6,6 +6,11 @@ using Bookstore.Inventory.Handlers;
 using Bookstore.Messaging;
 using Bookstore.ServiceDefaults;
 
+if (HealthProbe.IsRequested(args))
+{
+    return await HealthProbe.RunAsync();
+}
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5200");
 builder.AddMessaging(ConsumerGroups.Inventory, InventoryStore.Schema, consumers => consumers
@@ -19,3 +24,4 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapInventoryApi();
 app.Run();
+return 0;

@@ -7,6 +7,11 @@ using Bookstore.Notifications.Data;
 using Bookstore.Notifications.Handlers;
 using Bookstore.ServiceDefaults;
 
+if (HealthProbe.IsRequested(args))
+{
+    return await HealthProbe.RunAsync();
+}
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5400");
 builder.AddMessaging(ConsumerGroups.Notifications, NotificationStore.Schema, consumers => consumers
@@ -24,3 +29,4 @@ app.MapGet("/notifications", async (string? customerId, string? orderId, Service
     return TypedResults.Ok(await NotificationStore.FindAsync(connection, customerId, orderId));
 }).WithTags("Notifications").WithSummary("Emails sent, by customer and/or order");
 app.Run();
+return 0;

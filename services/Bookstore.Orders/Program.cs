@@ -6,6 +6,11 @@ using Bookstore.Orders.Data;
 using Bookstore.Orders.Handlers;
 using Bookstore.ServiceDefaults;
 
+if (HealthProbe.IsRequested(args))
+{
+    return await HealthProbe.RunAsync();
+}
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5100");
 builder.AddMessaging(ConsumerGroups.Orders, OrderStore.Schema, consumers => consumers
@@ -25,3 +30,4 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapOrdersApi();
 app.Run();
+return 0;

@@ -7,6 +7,11 @@ using Bookstore.Payments.Gateway;
 using Bookstore.Payments.Handlers;
 using Bookstore.ServiceDefaults;
 
+if (HealthProbe.IsRequested(args))
+{
+    return await HealthProbe.RunAsync();
+}
+
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5300");
 var messaging = builder.AddMessaging(ConsumerGroups.Payments, PaymentStore.Schema, consumers => consumers
@@ -21,3 +26,4 @@ var app = builder.Build();
 app.MapDefaultEndpoints();
 app.MapPaymentsApi();
 app.Run();
+return 0;

@@ -92,6 +92,100 @@ public sealed partial class DeploymentFilesTests
         Assert.Equal("false", config["auto.create.topics.enable"]);
     }
 
+    private static readonly string[] ServiceNames = ["order-service", "inventory-service", "payment-service", "notification-service", "analytics-service"];
+
+    [Fact]
+    public void Compose_runs_the_five_services_from_their_dockerfile_with_health_checks_on_the_cluster()
+    {
+        var services = Map(Compose()["services"]);
+        var brokers = services.Where(s => Map(s.Value).ContainsKey("hostname"))
+            .Select(s => $"{Map(s.Value)["hostname"]}:19092")
+            .Order()
+            .ToList();
+
+        foreach (var name in ServiceNames)
+        {
+            Assert.True(services.ContainsKey(name), $"compose runs {name}");
+            var service = Map(services[name]);
+            var build = Map(service["build"]);
+            Assert.Equal("services/Dockerfile", build["dockerfile"]);
+            var project = (string)Map(build["args"])["PROJECT"];
+            Assert.True(File.Exists(Path.Combine(Root, "services", project, $"{project}.csproj")), $"{name} builds {project}");
+            Assert.True(service.ContainsKey("healthcheck"), $"{name} has a health check");
+            var environment = Map(service["environment"]);
+            Assert.Equal(brokers, ((string)environment["KAFKA_BOOTSTRAP_SERVERS"]).Split(',').Order());
+            Assert.Equal("service_completed_successfully", Map(Map(service["depends_on"])["kafka-topics"])["condition"]);
+        }
+
+        Assert.Contains(ConsumerGroups.Inventory, ServiceNames);
+    }
+
+    [Theory]
+    [InlineData("inventory-service")]
+    [InlineData("payment-service")]
+    [InlineData("notification-service")]
+    public void A_service_one_scales_has_no_fixed_host_port(string name)
+    {
+        var service = Map(Map(Compose()["services"])[name]);
+        Assert.All(List(service["ports"]), port => Assert.DoesNotContain(":", (string)port, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Fixed_host_ports_bind_loopback_only()
+    {
+        var ports = Map(Compose()["services"]).Values.Select(Map).Where(s => s.ContainsKey("ports")).SelectMany(s => List(s["ports"]).Cast<string>());
+        Assert.All(ports.Where(p => p.Contains(':', StringComparison.Ordinal)), p => Assert.StartsWith("127.0.0.1:", p, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_service_image_is_multi_stage_non_root_and_health_checked()
+    {
+        var dockerfile = File.ReadAllLines(Path.Combine(Root, "services", "Dockerfile"));
+        Assert.Equal(2, dockerfile.Count(l => l.StartsWith("FROM ", StringComparison.Ordinal)));
+        Assert.Contains(dockerfile, l => l.StartsWith("FROM mcr.microsoft.com/dotnet/aspnet:10.0", StringComparison.Ordinal));
+        var user = dockerfile.Last(l => l.StartsWith("USER ", StringComparison.Ordinal));
+        Assert.DoesNotContain("root", user, StringComparison.Ordinal);
+        Assert.Contains(dockerfile, l => l.StartsWith("HEALTHCHECK ", StringComparison.Ordinal) && l.Contains("probe", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Kubernetes_runs_the_five_services_with_probes_on_the_health_endpoints()
+    {
+        var documents = Documents("deploy/k8s/services.yaml");
+        var kafka = Documents("deploy/k8s/kafka-cluster.yaml").Single(d => (string)d["kind"] == "Kafka");
+        var bootstrap = $"{Map(kafka["metadata"])["name"]}-kafka-bootstrap:{Map(List(Map(Map(kafka["spec"])["kafka"])["listeners"])[0])["port"]}";
+
+        foreach (var name in ServiceNames)
+        {
+            var deployment = documents.Single(d => (string)d["kind"] == "Deployment" && (string)Map(d["metadata"])["name"] == name);
+            var container = Map(List(Map(Map(Map(deployment["spec"])["template"])["spec"])["containers"]).Single());
+            Assert.Equal("/health/ready", Map(Map(container["readinessProbe"])["httpGet"])["path"]);
+            Assert.Equal("/health/live", Map(Map(container["livenessProbe"])["httpGet"])["path"]);
+            var environment = List(container["env"]).Select(Map).ToDictionary(e => (string)e["name"], e => (string)e["value"]);
+            Assert.Equal(bootstrap, environment["KAFKA_BOOTSTRAP_SERVERS"]);
+            Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == name);
+        }
+    }
+
+    [Fact]
+    public void Keda_scales_the_consumer_services_on_their_group_lag_up_to_the_partition_count()
+    {
+        var scaled = Documents("deploy/k8s/services.yaml").Where(d => (string)d["kind"] == "ScaledObject").ToList();
+
+        Assert.Equal(["inventory-service", "notification-service", "payment-service"], scaled.Select(d => (string)Map(d["metadata"])["name"]).Order());
+        foreach (var scaledObject in scaled)
+        {
+            var spec = Map(scaledObject["spec"]);
+            var trigger = Map(List(spec["triggers"]).Single());
+            var metadata = Map(trigger["metadata"]);
+            Assert.Equal("kafka", trigger["type"]);
+            Assert.Contains((string)metadata["consumerGroup"], ConsumerGroups.All);
+            Assert.Equal(Map(scaledObject["metadata"])["name"], metadata["consumerGroup"]);
+            var topic = Topics.Get((string)metadata["topic"]);
+            Assert.True(int.Parse((string)spec["maxReplicaCount"], CultureInfo.InvariantCulture) <= topic.Partitions, "no replica beyond the partition count");
+        }
+    }
+
     private static Dictionary<object, object> Compose() =>
         Documents("docker-compose.kafka.yml").Single();
 
