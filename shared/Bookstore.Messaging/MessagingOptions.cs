@@ -27,6 +27,9 @@ public sealed class MessagingOptions
     /// <summary>Attempts at a message before it goes to the dead-letter topic.</summary>
     public int MaxAttempts { get; set; } = 3;
 
+    /// <summary>librdkafka's <c>debug</c> contexts for this service's clients (e.g. <c>cgrp,fetch</c>), for diagnosis.</summary>
+    public string? KafkaDebug { get; set; }
+
     public string GroupId => Namespace + ServiceName;
 
     public string TopicName(string logicalName) => Namespace + logicalName;

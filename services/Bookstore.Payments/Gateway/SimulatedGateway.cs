@@ -105,6 +105,8 @@ public sealed class SimulatedGateway
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
+        // Like the service's own database: durable across a process crash, no fsync per charge.
+        connection.Execute("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;");
         return connection;
     }
 

@@ -273,12 +273,13 @@ public sealed partial class ConsumerHost(
         // by a committed transaction; committing in the background keeps commits off the hot path.
         config.EnableAutoCommit = true;
         config.AutoCommitIntervalMs = 500;
+        config.Debug = options.KafkaDebug;
         return new ConsumerBuilder<byte[], byte[]>(config)
             .SetLogHandler((_, m) =>
             {
                 if (!KafkaLogs.IsExpected(m))
                 {
-                    logger.Log(KafkaLogs.LevelOf(m), "librdkafka {Facility}: {Message}", m.Facility, m.Message);
+                    logger.Log(options.KafkaDebug is null ? KafkaLogs.LevelOf(m) : LogLevel.Information, "librdkafka {Facility}: {Message}", m.Facility, m.Message);
                 }
             })
             .SetErrorHandler((_, e) => LogConsumeError(group, e.Reason))
