@@ -27,6 +27,9 @@ public sealed partial class ConsumerHost(
 {
     private const string Savepoint = "message";
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan StallCheckInterval = TimeSpan.FromSeconds(15);
+    private readonly Dictionary<TopicPartition, long> _positions = [];
+    private long _nextStallCheck;
 
     private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions
@@ -61,6 +64,7 @@ public sealed partial class ConsumerHost(
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                RestartStalledPartitions(consumer);
                 var batch = ConsumeBatch(consumer);
                 if (batch.Count == 0)
                 {
@@ -83,6 +87,40 @@ public sealed partial class ConsumerHost(
             CommitStored(consumer, "shutdown");
             consumer.Close();
             LogStopped(group);
+        }
+    }
+
+    /// <summary>A partition with messages waiting whose position has not moved for a whole check
+    /// interval is fetched afresh from where it stands (seen once under sustained load on 0.9: a
+    /// partition stopped being delivered until the process restarted). Harmless otherwise: a seek
+    /// to the current position only re-fetches.</summary>
+    private void RestartStalledPartitions(IConsumer<byte[], byte[]> consumer)
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (now < _nextStallCheck)
+        {
+            return;
+        }
+
+        _nextStallCheck = now + (long)(StallCheckInterval.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        foreach (var partition in consumer.Assignment)
+        {
+            var position = consumer.Position(partition).Value;
+            var high = consumer.GetWatermarkOffsets(partition).High.Value;
+            var stalled = position >= 0 && high > position && _positions.TryGetValue(partition, out var before) && before == position;
+            _positions[partition] = position;
+            if (stalled)
+            {
+                LogStalled(options.GroupId, partition.Topic, partition.Partition.Value, position, high);
+                try
+                {
+                    consumer.Seek(new TopicPartitionOffset(partition, position));
+                }
+                catch (KafkaException e)
+                {
+                    LogConsumeError(options.GroupId, e.Error.Reason);
+                }
+            }
         }
     }
 
@@ -324,6 +362,9 @@ public sealed partial class ConsumerHost(
             .Select(g => $"{g.Key}[{string.Join(",", g.Select(p => p.Partition.Value).Order())}]"));
         return text.Length == 0 ? "(none)" : text;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: {Topic}/{Partition} has not moved from offset {Offset} (end {End}) for a while; fetching it afresh")]
+    private partial void LogStalled(string group, string topic, int partition, long offset, long end);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Group {Group}: handled {Count} message(s) from {Partitions}, offsets {FirstOffset}..{LastOffset}")]
     private partial void LogBatch(string group, int count, string partitions, long firstOffset, long lastOffset);
