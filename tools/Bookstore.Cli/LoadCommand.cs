@@ -38,7 +38,7 @@ internal static class LoadCommand
                 throw new LocalKafkaException("--orders 1..1000000, --concurrency 1..1024, --rate at least 1.");
             }
 
-            var result = await RunAsync(count, parse.GetValue(rate), inFlight, TimeSpan.FromSeconds(parse.GetValue(deadline)), parse.GetValue(restock), !parse.GetValue(json), ct);
+            var result = await RunAsync(count, parse.GetValue(rate), inFlight, TimeSpan.FromSeconds(parse.GetValue(deadline)), parse.GetValue(restock), !parse.GetValue(json) && !Console.IsOutputRedirected, ct);
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(result, Json));
@@ -124,7 +124,7 @@ internal static class LoadCommand
         var reporter = progress ? Task.Run(() => ProgressAsync(count, () => sent, () => terminal.Count, clock, Task.WhenAll(workers), cancellationToken), cancellationToken) : Task.CompletedTask;
         await Task.WhenAll(workers);
         var placementSeconds = clock.Elapsed.TotalSeconds;
-        await Poll.UntilAsync(() => placed.Keys.All(terminal.ContainsKey), deadline, TimeSpan.FromMilliseconds(100), cancellationToken);
+        await WaitTerminalAsync(http, placed, terminal, deadline, cancellationToken);
         var lastTerminal = terminal.IsEmpty ? Stopwatch.GetTimestamp() : terminal.Values.Max(t => t.At);
         await stopWatching.CancelAsync();
         await reporter;
@@ -133,24 +133,18 @@ internal static class LoadCommand
             Console.WriteLine();
         }
 
-        // What the events did not report: ask the Order Service whether it is stuck or lost.
-        var missing = placed.Keys.Where(id => !terminal.ContainsKey(id)).ToList();
+        // What is still not terminal: stuck Pending in the Order Service, or lost (unknown to it).
         var stuck = 0;
         var lost = 0;
-        foreach (var id in missing)
+        foreach (var id in placed.Keys.Where(id => !terminal.ContainsKey(id)))
         {
-            using var response = await http.GetAsync(new Uri($"http://127.0.0.1:5100/orders/{id}"), cancellationToken);
-            if (response.StatusCode == HttpStatusCode.NotFound)
+            if (await StatusOfAsync(http, id, cancellationToken) is null)
             {
                 lost++;
             }
-            else if ((await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("status").GetString() == "Pending")
-            {
-                stuck++;
-            }
             else
             {
-                lost++; // terminal in the service, but its event never reached book-orders
+                stuck++;
             }
         }
 
@@ -169,6 +163,49 @@ internal static class LoadCommand
             Percentiles.Of(toTerminal),
             terminal.Values.GroupBy(t => t.Outcome).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
             [.. errors.Take(5)]);
+    }
+
+    /// <summary>Terminal states come from book-orders as they happen; when that stream goes quiet
+    /// with orders outstanding (a broker restarting under the watcher, say), the Order Service is
+    /// asked directly, so a slow watcher never reads as lost orders.</summary>
+    private static async Task WaitTerminalAsync(HttpClient http, ConcurrentDictionary<string, long> placed, ConcurrentDictionary<string, (long At, string Outcome)> terminal, TimeSpan deadline, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var seen = terminal.Count;
+        var quietSince = Stopwatch.StartNew();
+        while (clock.Elapsed < deadline && !placed.Keys.All(terminal.ContainsKey))
+        {
+            if (terminal.Count != seen)
+            {
+                seen = terminal.Count;
+                quietSince.Restart();
+            }
+            else if (quietSince.Elapsed > TimeSpan.FromSeconds(5))
+            {
+                await Parallel.ForEachAsync(
+                    placed.Keys.Where(id => !terminal.ContainsKey(id)).ToList(),
+                    new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken },
+                    async (id, ct) =>
+                    {
+                        if (await StatusOfAsync(http, id, ct) is { } status && status != "Pending")
+                        {
+                            terminal.TryAdd(id, (Stopwatch.GetTimestamp(), status == "Confirmed" ? status : "Cancelled (seen over HTTP)"));
+                        }
+                    });
+                quietSince.Restart();
+            }
+
+            await Task.Delay(100, cancellationToken);
+        }
+    }
+
+    /// <summary>The order's status, or null when the Order Service does not know it.</summary>
+    private static async Task<string?> StatusOfAsync(HttpClient http, string id, CancellationToken cancellationToken)
+    {
+        using var response = await http.GetAsync(new Uri($"http://127.0.0.1:5100/orders/{id}"), cancellationToken);
+        return response.StatusCode == HttpStatusCode.NotFound
+            ? null
+            : (await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken)).GetProperty("status").GetString();
     }
 
     private static async Task<List<string>> BooksAsync(HttpClient http, bool restock, int count, CancellationToken cancellationToken)

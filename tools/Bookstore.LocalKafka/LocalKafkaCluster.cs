@@ -17,6 +17,7 @@ public sealed class LocalKafkaCluster
     private static readonly TimeSpan MetadataTimeout = TimeSpan.FromSeconds(5);
 
     private readonly Action<string> _report;
+    private readonly Dictionary<int, long> _logLengthAtStart = [];
 
     public LocalKafkaCluster(ClusterLayout layout, Action<string>? report = null)
     {
@@ -61,6 +62,7 @@ public sealed class LocalKafkaCluster
             cancellationToken);
 
         await CreateTopicsAsync([OffsetsTopic, .. Topics.All], cancellationToken);
+        await WaitUntilInSyncAsync(java, distribution, connection, cancellationToken);
         if (started)
         {
             _report($"cluster up in {clock.Elapsed.TotalSeconds:0.0} s: {connection}");
@@ -219,14 +221,7 @@ public sealed class LocalKafkaCluster
         await EnsureBrokersAsync(java, distribution, [broker], cancellationToken);
         _report($"broker {id} registered in ZooKeeper after {clock.Elapsed.TotalSeconds:0.0} s");
 
-        var connection = Connection();
-        await WaitForAsync(
-            $"broker {id} to rejoin the in-sync replicas of every partition",
-            () => TryReadSnapshot(connection) is { } s
-                && s.Brokers.Any(b => b.Id == id)
-                && s.Topics.All(t => t.Partitions.All(p => p.InSyncReplicas.Order().SequenceEqual(p.Replicas.Order()))),
-            TimeSpan.FromSeconds(90),
-            cancellationToken);
+        await WaitUntilInSyncAsync(java, distribution, Connection(), cancellationToken);
         _report($"broker {id} is back in every ISR after {clock.Elapsed.TotalSeconds:0.0} s");
     }
 
@@ -235,13 +230,15 @@ public sealed class LocalKafkaCluster
     /// process of this cluster is left.</summary>
     public async Task DownAsync(CancellationToken cancellationToken = default)
     {
-        var brokers = Layout.Brokers.Select(b => (Node: b, Pid: DetachedProcess.Find(b.PidFile, b.Marker))).Where(x => x.Pid is not null).ToList();
-        if (brokers.Count > 0)
+        // One at a time, so that each controlled shutdown hands its partitions to brokers that stay
+        // up and in sync: brokers stopped together leave replicas that diverge, which 0.9 refuses
+        // to truncate on the next start.
+        foreach (var broker in Layout.Brokers.Reverse())
         {
-            var results = await Task.WhenAll(brokers.Select(b => DetachedProcess.StopAsync(b.Pid!.Value, TimeSpan.FromSeconds(30), cancellationToken)));
-            for (var i = 0; i < brokers.Count; i++)
+            if (DetachedProcess.Find(broker.PidFile, broker.Marker) is { } pid)
             {
-                _report($"{brokers[i].Node.Name} stopped{(results[i] ? string.Empty : " (SIGKILL after 30 s)")}");
+                var clean = await DetachedProcess.StopAsync(pid, TimeSpan.FromSeconds(30), cancellationToken);
+                _report($"{broker.Name} stopped{(clean ? string.Empty : " (SIGKILL after 30 s)")}");
             }
         }
 
@@ -331,6 +328,7 @@ public sealed class LocalKafkaCluster
             Directory.CreateDirectory(broker.DataDirectory);
             Directory.CreateDirectory(broker.LogsDirectory);
             await File.WriteAllTextAsync(broker.ConfigFile, Layout.BrokerProperties(broker, OffsetsTopicPartitions), cancellationToken);
+            _logLengthAtStart[broker.Id] = File.Exists(broker.LogFile) ? new FileInfo(broker.LogFile).Length : 0;
             pids[broker] = DetachedProcess.Start(broker.LogFile, broker.PidFile, java, JvmArguments(broker, distribution, "-Xmx512m", "kafka.Kafka", broker.ConfigFile));
             _report($"{broker.Name} starting on 127.0.0.1:{broker.Port} (pid {pids[broker]})");
         }
@@ -356,6 +354,71 @@ public sealed class LocalKafkaCluster
         }
 
         return pids.Count > 0;
+    }
+
+    /// <summary>Waits until every broker is in the in-sync replicas of every partition it holds.
+    /// A restarted 0.9 broker whose log ends beyond its new leader's (records it had appended but
+    /// that were never acknowledged, since acks=all needs the in-sync replicas) halts instead of
+    /// truncating when unclean leader election is off (KAFKA-3410). Its copy of that topic is then
+    /// discarded and re-replicated from the leader, once: the in-sync replicas hold every
+    /// acknowledged record.</summary>
+    private async Task WaitUntilInSyncAsync(string java, KafkaDistribution distribution, KafkaConnection connection, CancellationToken cancellationToken)
+    {
+        var recovered = new HashSet<int>();
+        var clock = Stopwatch.StartNew();
+        while (true)
+        {
+            foreach (var broker in Layout.Brokers.Where(b => DetachedProcess.Find(b.PidFile, b.Marker) is null))
+            {
+                var halted = TruncationHalt(broker);
+                if (halted is null || !recovered.Add(broker.Id))
+                {
+                    throw new LocalKafkaException($"{broker.Name} exited. Last lines of {broker.LogFile}:\n{DetachedProcess.Tail(broker.LogFile, 25)}");
+                }
+
+                _report($"{broker.Name} halted on un-acknowledged records of {halted} that its new leader does not have (Kafka 0.9, KAFKA-3410); re-replicating its copy of {halted} from the leader");
+                await WaitForAsync(
+                    $"ZooKeeper to drop the halted {broker.Name}",
+                    async ct => await ZooKeeperProbe.RegisteredBrokersAsync(Layout.ZooKeeper.Port, ct) is { } ids && !ids.Contains(broker.Id),
+                    TimeSpan.FromSeconds(30),
+                    cancellationToken);
+                foreach (var copy in Directory.EnumerateDirectories(broker.DataDirectory, $"{halted}-*"))
+                {
+                    Directory.Delete(copy, recursive: true);
+                }
+
+                await EnsureBrokersAsync(java, distribution, [broker], cancellationToken);
+            }
+
+            if (TryReadSnapshot(connection) is { } snapshot
+                && Layout.Brokers.All(b => snapshot.Brokers.Any(x => x.Id == b.Id))
+                && snapshot.Topics.All(t => t.Partitions.All(p => p.HasLeader && p.InSyncReplicas.Order().SequenceEqual(p.Replicas.Order()))))
+            {
+                return;
+            }
+
+            if (clock.Elapsed > TimeSpan.FromSeconds(90))
+            {
+                throw new LocalKafkaException("Timed out after 90 s waiting for every broker to be in sync on every partition (see ./bookstore kafka status).");
+            }
+
+            await Task.Delay(250, cancellationToken);
+        }
+    }
+
+    /// <summary>The topic a broker halted on since its last start, if it halted on 0.9's truncation check.</summary>
+    private string? TruncationHalt(NodeLayout broker)
+    {
+        if (!File.Exists(broker.LogFile))
+        {
+            return null;
+        }
+
+        using var stream = new FileStream(broker.LogFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        stream.Seek(_logLengthAtStart.GetValueOrDefault(broker.Id), SeekOrigin.Begin);
+        var sinceStart = new StreamReader(stream).ReadToEnd();
+        var match = System.Text.RegularExpressions.Regex.Match(sinceStart, @"Halting because log truncation is not allowed for topic (?<topic>[A-Za-z0-9._-]+),");
+        return match.Success ? match.Groups["topic"].Value : null;
     }
 
     private static void RequireFreePort(NodeLayout node)
