@@ -18,7 +18,9 @@ builder.AddMessaging(ConsumerGroups.Inventory, InventoryStore.Schema, consumers 
     .Handle<PaymentSucceeded, ConsumeReservation>()
     .Handle<PaymentFailed, ReleaseOnPaymentFailure>()
     .Handle<OrderCancelled, ReleaseOnCancellation>());
-builder.Services.AddHostedService<CatalogPublisher>();
+builder.Services.AddSingleton<CatalogPublisher>();
+builder.Services.AddHostedService(sp => sp.GetRequiredService<CatalogPublisher>());
+builder.Services.AddHealthChecks().AddCheck<CatalogPublisher>("catalog");
 
 var app = builder.Build();
 app.MapDefaultEndpoints();

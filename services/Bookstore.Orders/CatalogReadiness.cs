@@ -32,6 +32,12 @@ public sealed class CatalogReadiness(MessagingOptions options) : IHealthCheck, I
             _target ??= Enumerable.Range(0, Topics.BookCatalogUpdates.Partitions)
                 .Select(p => new TopicPartition(topic, p))
                 .ToDictionary(tp => tp, tp => consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(2)).High.Value);
+            if (_target.Values.Sum() == 0)
+            {
+                _target = null;
+                return Task.FromResult(HealthCheckResult.Unhealthy("waiting for the Inventory Service to publish the catalog"));
+            }
+
             var committed = consumer.Committed(_target.Keys, TimeSpan.FromSeconds(2)).ToDictionary(c => c.TopicPartition, c => c.Offset.Value);
             var behind = _target.Where(t => t.Value > 0 && committed.GetValueOrDefault(t.Key, -1) < t.Value).ToList();
             if (behind.Count == 0)

@@ -38,19 +38,23 @@ internal sealed class LocalSuite(string root, Action<string> report)
         await BuildAsync(cancellationToken);
         await LocalKafkaCluster.ForRepository(root, report).UpAsync(cancellationToken);
 
-        var started = new List<(ServiceSpec Service, int Pid)>();
-        foreach (var service in ServiceSpec.All)
+        // Inventory first: Orders is ready once it has read the catalog Inventory publishes.
+        foreach (var wave in new[] { ServiceSpec.All.Take(1), ServiceSpec.All.Skip(1) })
         {
-            if (Find(service, 1) is { } running)
+            var started = new List<(ServiceSpec Service, int Pid)>();
+            foreach (var service in wave)
             {
-                report($"{service.Name} is already running (pid {running})");
-                continue;
+                if (Find(service, 1) is { } running)
+                {
+                    report($"{service.Name} is already running (pid {running})");
+                    continue;
+                }
+
+                started.Add((service, Start(service, 1)));
             }
 
-            started.Add((service, Start(service, 1)));
+            await Task.WhenAll(started.Select(s => WaitReadyAsync(s.Service, 1, s.Pid, cancellationToken)));
         }
-
-        await Task.WhenAll(started.Select(s => WaitReadyAsync(s.Service, 1, s.Pid, cancellationToken)));
         PrintTable();
     }
 

@@ -43,8 +43,10 @@ public sealed class BookstoreSuite : IAsyncDisposable
     {
         var ns = await fixture.CreateNamespaceAsync(purpose);
         var suite = new BookstoreSuite(fixture, ns, Directory.CreateTempSubdirectory($"bookstore-suite-{purpose}-"));
-        // Inventory first: it publishes the catalog that Orders must read before it is ready.
-        foreach (var name in Names)
+        // Inventory first: Orders is ready once it has read the catalog Inventory publishes.
+        suite._services["Inventory"] = suite.Launch("Inventory");
+        await suite._services["Inventory"].WaitReadyAsync();
+        foreach (var name in Names.Where(n => n != "Inventory"))
         {
             suite._services[name] = suite.Launch(name);
         }
