@@ -21,18 +21,10 @@ public sealed partial class OutboxRelay(
     ILogger<OutboxRelay> logger) : BackgroundService
 {
     private const int BatchSize = 2000;
-    private const int MaxBatchesInFlight = 8;
     private static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(100);
     private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
     private long _leaseValidUntil;
-
-    /// <summary>Batches handed to the producer whose delivery reports are not all in yet.</summary>
-    private readonly Queue<InFlightBatch> _inFlight = new();
-
-    /// <summary>The last sequence number handed to the producer: the next read starts after it,
-    /// so the relay keeps producing while earlier batches are still being acknowledged.</summary>
-    private long _cursor;
 
     public long Published { get; private set; }
 
@@ -45,24 +37,18 @@ public sealed partial class OutboxRelay(
             {
                 if (!await HoldLeaseAsync(stoppingToken))
                 {
-                    await DrainAsync(stoppingToken);
                     await signal.WaitAsync(TimeSpan.FromSeconds(1), stoppingToken);
                     continue;
                 }
 
-                var sent = _inFlight.Count < MaxBatchesInFlight ? await SendNextBatchAsync(stoppingToken) : 0;
-                if (!await SettleAsync(stoppingToken))
+                var published = await PublishBatchAsync(stoppingToken);
+                if (published < 0)
                 {
-                    await DrainAsync(stoppingToken);
                     await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
                 }
-                else if (sent == 0 && _inFlight.Count == 0)
+                else if (published == 0)
                 {
                     await signal.WaitAsync(IdlePoll, stoppingToken);
-                }
-                else if (sent == 0)
-                {
-                    await Task.WhenAny(_inFlight.Peek().Done.Task, signal.WaitAsync(IdlePoll, stoppingToken));
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -76,19 +62,19 @@ public sealed partial class OutboxRelay(
             }
         }
 
-        await DrainAsync(CancellationToken.None, patience: TimeSpan.FromSeconds(10));
         await ReleaseLeaseAsync();
     }
 
-    /// <summary>Hands the next committed rows to the producer, all at once; returns how many.</summary>
-    private async Task<int> SendNextBatchAsync(CancellationToken cancellationToken)
+    /// <summary>Publishes the oldest rows; returns how many, 0 when there were none, -1 when a
+    /// delivery failed (the rows from the failed one on stay, in order, for the next round).</summary>
+    private async Task<int> PublishBatchAsync(CancellationToken cancellationToken)
     {
         List<OutboxRow> rows;
         await using (var connection = await database.OpenAsync(cancellationToken))
         {
             rows = [.. await connection.QueryAsync<OutboxRow>(
-                "SELECT seq AS Seq, topic AS Topic, key AS Key, value AS Value FROM outbox WHERE seq > @cursor ORDER BY seq LIMIT @BatchSize",
-                new { cursor = _cursor, BatchSize })];
+                "SELECT seq AS Seq, topic AS Topic, key AS Key, value AS Value FROM outbox ORDER BY seq LIMIT @BatchSize",
+                new { BatchSize })];
         }
 
         if (rows.Count == 0)
@@ -96,16 +82,49 @@ public sealed partial class OutboxRelay(
             return 0;
         }
 
-        var batch = new InFlightBatch(rows);
+        var errors = await ProduceAllAsync(rows, cancellationToken);
+        var delivered = Array.FindIndex(errors, e => e is not null);
+        delivered = delivered < 0 ? rows.Count : delivered;
+        if (delivered > 0)
+        {
+            var last = rows[delivered - 1].Seq;
+            await database.WriteAsync(t => t.Connection!.ExecuteAsync("DELETE FROM outbox WHERE seq <= @last", new { last }, t), cancellationToken);
+            Published += delivered;
+        }
+
+        if (delivered < rows.Count)
+        {
+            LogDeliveryFailed(rows[delivered].Topic, rows[delivered].Key, errors[delivered]!.Reason);
+            return -1;
+        }
+
+        return delivered;
+    }
+
+    /// <summary>All rows in flight at once; the returned array holds each row's error, or null.</summary>
+    private async Task<Error?[]> ProduceAllAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
+    {
+        var errors = new Error?[rows.Count];
+        var pending = rows.Count;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         for (var i = 0; i < rows.Count; i++)
         {
             var index = i;
             var message = new Message<string, string> { Key = rows[i].Key, Value = rows[i].Value };
+            void OnDelivery(DeliveryReport<string, string> report)
+            {
+                errors[index] = report.Error.IsError ? report.Error : null;
+                if (Interlocked.Decrement(ref pending) == 0)
+                {
+                    done.TrySetResult();
+                }
+            }
+
             while (true)
             {
                 try
                 {
-                    producer.Producer.Produce(options.TopicName(rows[i].Topic), message, report => batch.Delivered(index, report.Error));
+                    producer.Producer.Produce(options.TopicName(rows[i].Topic), message, OnDelivery);
                     break;
                 }
                 catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
@@ -116,62 +135,8 @@ public sealed partial class OutboxRelay(
             }
         }
 
-        _cursor = rows[^1].Seq;
-        _inFlight.Enqueue(batch);
-        return rows.Count;
-    }
-
-    /// <summary>Removes the rows of the batches acknowledged so far, oldest first. False when a
-    /// delivery failed: the rows from the failed one on stay, in order, for the next round.</summary>
-    private async Task<bool> SettleAsync(CancellationToken cancellationToken)
-    {
-        long? delivered = null;
-        var ok = true;
-        while (_inFlight.TryPeek(out var head) && head.Done.Task.IsCompleted)
-        {
-            var failed = Array.FindIndex(head.Errors, e => e is not null);
-            if (failed >= 0)
-            {
-                delivered = failed > 0 ? head.Rows[failed - 1].Seq : delivered;
-                LogDeliveryFailed(head.Rows[failed].Topic, head.Rows[failed].Key, head.Errors[failed]!.Reason);
-                ok = false;
-                break;
-            }
-
-            delivered = head.Rows[^1].Seq;
-            Published += head.Rows.Count;
-            _inFlight.Dequeue();
-        }
-
-        if (delivered is { } last)
-        {
-            await database.WriteAsync(t => t.Connection!.ExecuteAsync("DELETE FROM outbox WHERE seq <= @last", new { last }, t), cancellationToken);
-        }
-
-        return ok;
-    }
-
-    /// <summary>Waits for every batch in flight, removes what was acknowledged, and starts reading
-    /// again from the oldest row left (after a failure, or on losing the lease).</summary>
-    private async Task DrainAsync(CancellationToken cancellationToken, TimeSpan? patience = null)
-    {
-        if (_inFlight.Count > 0)
-        {
-            try
-            {
-                // Every delivery reports within the producer's message timeout (120 s).
-                await Task.WhenAll(_inFlight.Select(b => b.Done.Task)).WaitAsync(patience ?? TimeSpan.FromMinutes(3), cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-                // Whatever was not acknowledged is published again from the table.
-            }
-
-            await SettleAsync(cancellationToken);
-            _inFlight.Clear();
-        }
-
-        _cursor = 0;
+        await done.Task.WaitAsync(cancellationToken);
+        return errors;
     }
 
     private async Task<bool> HoldLeaseAsync(CancellationToken cancellationToken)
@@ -220,26 +185,6 @@ public sealed partial class OutboxRelay(
     }
 
     private sealed record OutboxRow(long Seq, string Topic, string Key, string Value);
-
-    private sealed class InFlightBatch(List<OutboxRow> rows)
-    {
-        private int _pending = rows.Count;
-
-        public List<OutboxRow> Rows { get; } = rows;
-
-        public Error?[] Errors { get; } = new Error?[rows.Count];
-
-        public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public void Delivered(int index, Error error)
-        {
-            Errors[index] = error.IsError ? error : null;
-            if (Interlocked.Decrement(ref _pending) == 0)
-            {
-                Done.TrySetResult();
-            }
-        }
-    }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Outbox relay {State} the lease of {Service}")]
     private partial void LogLease(string state, string service);
