@@ -1,4 +1,5 @@
 using Bookstore.Analytics;
+using Bookstore.Analytics.Dashboard;
 using Bookstore.Analytics.Data;
 using Bookstore.Contracts;
 using Bookstore.Messaging;
@@ -13,9 +14,11 @@ var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5500");
 builder.AddMessaging(ConsumerGroups.Analytics, AnalyticsStore.Schema, consumers => consumers
     .HandleAll<RecordEvent>([.. Topics.Seed]));
+builder.AddDashboard();
 
 var app = builder.Build();
-app.MapDefaultEndpoints();
+app.MapDefaultEndpoints(apiPageAtRoot: false);
+app.MapDashboard();
 app.MapAnalyticsApi();
 app.Run();
 return 0;

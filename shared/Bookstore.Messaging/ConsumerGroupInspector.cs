@@ -31,6 +31,13 @@ public static class ConsumerGroupInspector
         using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection, "bookstore-inspector"))
             .SetLogHandler((_, _) => { })
             .Build();
+        return await DescribeAsync(admin, groupIds);
+    }
+
+    /// <summary>The same with a client the caller keeps (a watcher that asks every second).</summary>
+    public static async Task<IReadOnlyList<GroupStatus>> DescribeAsync(IAdminClient admin, IReadOnlyCollection<string> groupIds)
+    {
+        ArgumentNullException.ThrowIfNull(admin);
         var described = await admin.DescribeConsumerGroupsAsync(groupIds, new DescribeConsumerGroupsOptions { RequestTimeout = Timeout });
         var partitions = described.ConsumerGroupDescriptions
             .SelectMany(g => g.Members.SelectMany(m => m.Assignment.TopicPartitions))

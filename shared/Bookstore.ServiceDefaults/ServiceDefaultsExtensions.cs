@@ -39,8 +39,9 @@ public static class ServiceDefaultsExtensions
     }
 
     /// <summary><c>/health/live</c> (the process answers), <c>/health/ready</c> (every check passes),
-    /// <c>/openapi/v1.json</c> and the API page at <c>/scalar/v1</c>.</summary>
-    public static WebApplication MapDefaultEndpoints(this WebApplication app)
+    /// <c>/openapi/v1.json</c> and the API page at <c>/scalar/v1</c>, where <c>/</c> leads unless
+    /// the service has a page of its own there.</summary>
+    public static WebApplication MapDefaultEndpoints(this WebApplication app, bool apiPageAtRoot = true)
     {
         ArgumentNullException.ThrowIfNull(app);
         app.UseExceptionHandler();
@@ -49,7 +50,11 @@ public static class ServiceDefaultsExtensions
         app.MapHealthChecks("/health/ready");
         app.MapOpenApi();
         app.MapScalarApiReference();
-        app.MapGet("/", () => Results.Redirect("/scalar/v1")).ExcludeFromDescription();
+        if (apiPageAtRoot)
+        {
+            app.MapGet("/", () => Results.Redirect("/scalar/v1")).ExcludeFromDescription();
+        }
+
         return app;
     }
 }

@@ -120,6 +120,23 @@ public sealed partial class DeploymentFilesTests
         Assert.Contains(ConsumerGroups.Inventory, ServiceNames);
     }
 
+    [Fact]
+    public void The_dashboard_places_its_orders_through_the_order_service_in_compose_and_kubernetes()
+    {
+        var services = Map(Compose()["services"]);
+        var orderPort = Map(services["order-service"]).TryGetValue("environment", out var orderEnvironment) && Map(orderEnvironment).TryGetValue("ASPNETCORE_HTTP_PORTS", out var port)
+            ? (string)port
+            : "8080";
+        Assert.Equal($"http://order-service:{orderPort}", Map(Map(services["analytics-service"])["environment"])["Dashboard__OrdersUrl"]);
+
+        var documents = Documents("deploy/k8s/services.yaml");
+        var orderService = documents.Single(d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == "order-service");
+        var servicePort = (string)Map(List(Map(orderService["spec"])["ports"])[0])["port"];
+        var analytics = documents.Single(d => (string)d["kind"] == "Deployment" && (string)Map(d["metadata"])["name"] == "analytics-service");
+        var environment = List(Map(List(Map(Map(Map(analytics["spec"])["template"])["spec"])["containers"]).Single())["env"]).Select(Map).ToDictionary(e => (string)e["name"], e => (string)e["value"]);
+        Assert.Equal(servicePort == "80" ? "http://order-service" : $"http://order-service:{servicePort}", environment["Dashboard__OrdersUrl"]);
+    }
+
     [Theory]
     [InlineData("inventory-service")]
     [InlineData("payment-service")]

@@ -148,6 +148,7 @@ internal sealed class LocalSuite(string root, Action<string> report)
         }
 
         Console.WriteLine();
+        Console.WriteLine($"  Dashboard (topics, groups, rebalances, the funnel, a live tail): http://127.0.0.1:{PortOf(ServiceSpec.Find("analytics"), 1)}/");
         Console.WriteLine("  Try: curl -s -X POST http://127.0.0.1:5100/orders -H 'content-type: application/json' \\");
         Console.WriteLine("         -d '{\"customerId\":\"alice\",\"lines\":[{\"isbn\":\"978-1-4920-4346-3\",\"quantity\":1}]}'");
     }

@@ -9,6 +9,11 @@ public sealed record BookSales(string Isbn, long Quantity, decimal Revenue);
 
 public sealed record TopicCount(string Topic, long Events);
 
+/// <summary>How many orders reached each step of the saga.</summary>
+public sealed record Funnel(long Placed, long Reserved, long Paid, long Confirmed, long Cancelled);
+
+public sealed record Book(string Isbn, string Title, decimal Price, int Available);
+
 public sealed record Summary(
     long OrdersPlaced,
     long OrdersConfirmed,
@@ -36,6 +41,11 @@ public static class AnalyticsStore
             quantity INTEGER NOT NULL,
             amount_cents INTEGER NOT NULL,
             PRIMARY KEY (event_id, isbn)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS books (
+            isbn TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            price_cents INTEGER NOT NULL,
+            available INTEGER NOT NULL) WITHOUT ROWID;
         """;
 
     public static async Task RecordAsync(SqliteTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at)
@@ -57,6 +67,24 @@ public static class AnalyticsStore
             "INSERT OR IGNORE INTO facts (event_id, topic, type, order_id, amount_cents, at) VALUES (@eventId, @topic, @type, @orderId, @cents, @at)",
             new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToString("O") },
             transaction);
+        if (inserted == 1 && data is BookPriceChanged or BookAvailabilityChanged)
+        {
+            // Both carry the book's whole state, and a book's events stay in order on its partition.
+            var (isbn, title, price, available) = data switch
+            {
+                BookPriceChanged e => (e.Isbn, e.Title, e.Price, e.Available),
+                BookAvailabilityChanged e => (e.Isbn, e.Title, e.Price, e.Available),
+                _ => throw new InvalidOperationException(),
+            };
+            await transaction.Connection!.ExecuteAsync(
+                """
+                INSERT INTO books (isbn, title, price_cents, available) VALUES (@isbn, @title, @cents, @available)
+                ON CONFLICT (isbn) DO UPDATE SET title = excluded.title, price_cents = excluded.price_cents, available = excluded.available
+                """,
+                new { isbn, title, cents = Money.ToCents(price), available },
+                transaction);
+        }
+
         if (inserted == 1 && data is OrderConfirmed confirmed)
         {
             foreach (var line in confirmed.Lines)
@@ -96,6 +124,30 @@ public static class AnalyticsStore
             [.. topBooks.Select(b => new BookSales(b.Isbn, b.Quantity, Money.FromCents(b.Cents)))],
             [.. byTopic.Select(t => new TopicCount(t.Topic, t.Events))]);
     }
+
+    public static Task<Funnel> FunnelAsync(SqliteConnection connection) =>
+        connection.QuerySingleAsync<Funnel>(
+            """
+            SELECT
+              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @placed) AS Placed,
+              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @reserved) AS Reserved,
+              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @paid) AS Paid,
+              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @confirmed) AS Confirmed,
+              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @cancelled) AS Cancelled
+            """,
+            new
+            {
+                placed = EventCatalog.OrderPlaced.TypeName,
+                reserved = EventCatalog.StockReserved.TypeName,
+                paid = EventCatalog.PaymentSucceeded.TypeName,
+                confirmed = EventCatalog.OrderConfirmed.TypeName,
+                cancelled = EventCatalog.OrderCancelled.TypeName,
+            });
+
+    public static async Task<IReadOnlyList<Book>> BooksAsync(SqliteConnection connection) =>
+        [.. (await connection.QueryAsync<(string Isbn, string Title, long Cents, long Available)>(
+            "SELECT isbn, title, price_cents, available FROM books ORDER BY title"))
+            .Select(b => new Book(b.Isbn, b.Title, Money.FromCents(b.Cents), (int)b.Available))];
 
     public static Task ClearAsync(SqliteTransaction transaction) =>
         transaction.Connection!.ExecuteAsync("DELETE FROM facts; DELETE FROM sold_lines;", transaction: transaction);

@@ -13,6 +13,7 @@ public sealed class BookstoreSuite : IAsyncDisposable
     public static readonly string[] Names = ["Orders", "Inventory", "Payments", "Notifications", "Analytics"];
 
     private readonly Dictionary<string, ServiceProcess> _services = [];
+    private readonly List<ServiceProcess> _extraInstances = [];
     private readonly KafkaClusterFixture _fixture;
     private readonly DirectoryInfo _data;
 
@@ -55,6 +56,16 @@ public sealed class BookstoreSuite : IAsyncDisposable
         return suite;
     }
 
+    /// <summary>Starts one more instance of the service on the same database and group: the group
+    /// rebalances and the instances split the partitions.</summary>
+    public async Task<ServiceProcess> StartAnotherInstanceAsync(string name)
+    {
+        var instance = Launch(name, instance: _extraInstances.Count(s => s.Name == name) + 2);
+        _extraInstances.Add(instance);
+        await instance.WaitReadyAsync();
+        return instance;
+    }
+
     /// <summary>SIGKILLs the service, then starts it again on the same port and database.</summary>
     public async Task KillAndRestartAsync(string name)
     {
@@ -67,8 +78,9 @@ public sealed class BookstoreSuite : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await Task.WhenAll(_services.Values.Select(s => s.StopAsync()));
-        foreach (var service in _services.Values)
+        var all = _services.Values.Concat(_extraInstances).ToList();
+        await Task.WhenAll(all.Select(s => s.StopAsync()));
+        foreach (var service in all)
         {
             service.Dispose();
         }
@@ -83,7 +95,7 @@ public sealed class BookstoreSuite : IAsyncDisposable
         }
     }
 
-    private ServiceProcess Launch(string name, int? port = null)
+    private ServiceProcess Launch(string name, int? port = null, int instance = 1)
     {
         var connection = _fixture.Connection;
         var environment = new Dictionary<string, string?>
@@ -93,7 +105,13 @@ public sealed class BookstoreSuite : IAsyncDisposable
             ["Messaging__BrokerVersion"] = connection.BrokerVersion,
             ["Messaging__DatabasePath"] = Path.Combine(_data.FullName, $"{name.ToLowerInvariant()}.db"),
         };
-        return ServiceProcess.Start(name, port ?? FreePort(), environment, Path.Combine(_data.FullName, $"{name.ToLowerInvariant()}.log"));
+        if (name == "Analytics" && _services.TryGetValue("Orders", out var orders))
+        {
+            environment["Dashboard__OrdersUrl"] = orders.Http.BaseAddress!.ToString();
+        }
+
+        var log = Path.Combine(_data.FullName, instance == 1 ? $"{name.ToLowerInvariant()}.log" : $"{name.ToLowerInvariant()}-{instance}.log");
+        return ServiceProcess.Start(name, port ?? FreePort(), environment, log);
     }
 
     private static int FreePort()
@@ -122,6 +140,8 @@ public sealed class ServiceProcess : IDisposable
     public string Name { get; }
 
     public int Port { get; }
+
+    public int Pid => _process.Id;
 
     public HttpClient Http { get; }
 

@@ -1,0 +1,152 @@
+using Bookstore.Contracts;
+using Bookstore.Messaging;
+using Confluent.Kafka;
+
+namespace Bookstore.Analytics.Dashboard;
+
+public sealed record BrokerView(int Id, string Host, int Port, bool Up, int Leads);
+
+public sealed record PartitionView(int Partition, int Leader, IReadOnlyList<int> Replicas, IReadOnlyList<int> Isr, long? EndOffset, string? Error);
+
+public sealed record TopicView(string Name, IReadOnlyList<PartitionView> Partitions);
+
+public sealed record MemberView(string ClientId, string Host, IReadOnlyList<PartitionLag> Partitions)
+{
+    public bool Idle => Partitions.Count == 0;
+}
+
+public sealed record GroupView(string GroupId, string State, long Lag, IReadOnlyList<MemberView> Members);
+
+/// <summary>A group settled on a new membership or assignment: who joined, who left, and the
+/// assignment before and after (member → "topic[partitions]").</summary>
+public sealed record Rebalance(
+    DateTimeOffset At,
+    string GroupId,
+    IReadOnlyList<string> Joined,
+    IReadOnlyList<string> Left,
+    IReadOnlyDictionary<string, string> Before,
+    IReadOnlyDictionary<string, string> After);
+
+public sealed record ClusterView(
+    DateTimeOffset At,
+    string? Error,
+    IReadOnlyList<BrokerView> Brokers,
+    IReadOnlyList<TopicView> Topics,
+    IReadOnlyList<GroupView> Groups,
+    IReadOnlyList<Rebalance> Rebalances);
+
+/// <summary>Asks the cluster every second who leads what and who owns which partition, with the
+/// calls <c>./bookstore status</c> uses and Kafka 0.9 answers (Metadata, DescribeGroups,
+/// OffsetFetch, ListOffsets), and notes every change of a group's settled assignment.</summary>
+/// <remarks>A snapshot taken during a rebalance shows empty assignments, so only settled states
+/// (Stable, or no member at all) are compared. A broker the cluster stops listing is shown down:
+/// Kafka's metadata names live brokers only.</remarks>
+public sealed partial class ClusterWatcher(MessagingOptions options, EventTail tail, ILogger<ClusterWatcher> logger) : BackgroundService
+{
+    private const int RebalancesKept = 50;
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);
+
+    private readonly Dictionary<int, BrokerInfo> _brokersSeen = [];
+    private readonly Dictionary<string, IReadOnlyDictionary<string, string>> _settled = [];
+    private readonly LinkedList<Rebalance> _rebalances = [];
+    private volatile ClusterView _view = new(DateTimeOffset.UtcNow, "not read yet", [], [], [], []);
+
+    public ClusterView View => _view;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        await Task.Yield();
+        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(options.Connection(), $"{options.ServiceName}-dashboard"))
+            .SetLogHandler((_, _) => { }) // an unreachable broker is shown on the page, not logged every second
+            .Build();
+        var groupIds = ConsumerGroups.All.Select(g => options.Namespace + g).ToList();
+        using var timer = new PeriodicTimer(Interval);
+        do
+        {
+            try
+            {
+                var metadata = await Task.Run(() => ClusterSnapshot.From(admin.GetMetadata(TimeSpan.FromSeconds(5))), stoppingToken);
+                var groups = await ConsumerGroupInspector.DescribeAsync(admin, groupIds);
+                _view = Update(metadata, groups);
+            }
+            catch (KafkaException e)
+            {
+                _view = _view with { At = DateTimeOffset.UtcNow, Error = e.Error.Reason };
+                LogUnreachable(e.Error.Reason);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    private ClusterView Update(ClusterSnapshot snapshot, IReadOnlyList<GroupStatus> groups)
+    {
+        foreach (var broker in snapshot.Brokers)
+        {
+            _brokersSeen[broker.Id] = broker;
+        }
+
+        var topics = Topics.Seed
+            .Select(spec => new TopicView(
+                spec.Name,
+                [.. (snapshot.Topic(options.TopicName(spec.Name))?.Partitions ?? [])
+                    .Select(p => new PartitionView(p.Id, p.Leader, p.Replicas, p.InSyncReplicas, tail.EndOffset(spec.Name, p.Id), p.Error))]))
+            .ToList();
+        var leads = topics.SelectMany(t => t.Partitions).Where(p => p.Leader >= 0).GroupBy(p => p.Leader).ToDictionary(g => g.Key, g => g.Count());
+        var live = snapshot.Brokers.Select(b => b.Id).ToHashSet();
+        var brokers = _brokersSeen.Values
+            .OrderBy(b => b.Id)
+            .Select(b => new BrokerView(b.Id, b.Host, b.Port, live.Contains(b.Id), leads.GetValueOrDefault(b.Id)))
+            .ToList();
+
+        var views = ConsumerGroups.All.Select(id =>
+        {
+            var group = groups.FirstOrDefault(g => g.GroupId == options.Namespace + id);
+            var members = (group?.Members ?? [])
+                .Select(m => new MemberView(m.ClientId, m.Host, [.. m.Partitions.Select(p => p with { Topic = options.LogicalTopicName(p.Topic) })]))
+                .ToList();
+            return new GroupView(id, group?.State ?? "Empty", group?.TotalLag ?? 0, members);
+        }).ToList();
+
+        foreach (var group in views.Where(g => g.State == "Stable" || g.Members.Count == 0))
+        {
+            NoteAssignment(group);
+        }
+
+        return new ClusterView(DateTimeOffset.UtcNow, null, brokers, topics, views, [.. _rebalances]);
+    }
+
+    private void NoteAssignment(GroupView group)
+    {
+        var assignment = group.Members.ToDictionary(
+            m => m.ClientId,
+            m => m.Idle ? "idle" : string.Join(" ", m.Partitions.GroupBy(p => p.Topic).Select(t => $"{t.Key}[{string.Join(",", t.Select(p => p.Partition))}]")));
+        if (_settled.TryGetValue(group.GroupId, out var before) && !Same(before, assignment))
+        {
+            var rebalance = new Rebalance(
+                DateTimeOffset.UtcNow,
+                group.GroupId,
+                [.. assignment.Keys.Except(before.Keys).Order(StringComparer.Ordinal)],
+                [.. before.Keys.Except(assignment.Keys).Order(StringComparer.Ordinal)],
+                before,
+                assignment);
+            _rebalances.AddFirst(rebalance);
+            if (_rebalances.Count > RebalancesKept)
+            {
+                _rebalances.RemoveLast();
+            }
+
+            LogRebalance(group.GroupId, before.Count, assignment.Count, string.Join("; ", assignment.Select(a => $"{a.Key}: {a.Value}")));
+        }
+
+        _settled[group.GroupId] = assignment;
+    }
+
+    private static bool Same(IReadOnlyDictionary<string, string> a, Dictionary<string, string> b) =>
+        a.Count == b.Count && a.All(entry => b.TryGetValue(entry.Key, out var value) && value == entry.Value);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dashboard: the cluster did not answer: {Reason}")]
+    private partial void LogUnreachable(string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group} rebalanced: {Before} → {After} member(s): {Assignment}")]
+    private partial void LogRebalance(string group, int before, int after, string assignment);
+}

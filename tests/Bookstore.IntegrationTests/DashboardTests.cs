@@ -1,0 +1,100 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using Bookstore.Contracts;
+using Bookstore.Contracts.Events;
+using Bookstore.IntegrationTests.Fixture;
+using Bookstore.Messaging;
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace Bookstore.IntegrationTests;
+
+/// <summary>The live dashboard in a real browser (Debian's headless Chromium driven by
+/// Playwright), on the five services running as processes on the real cluster.</summary>
+[Collection(KafkaCollection.Name)]
+public sealed class DashboardTests(KafkaClusterFixture fixture)
+{
+    private const string Isbn = "978-1-4920-4346-3";
+    private static readonly LocatorAssertionsToBeVisibleOptions Within60s = new() { Timeout = 60_000 };
+
+    [ChromiumFact]
+    public async Task The_page_shows_topics_groups_an_order_reaching_Confirmed_and_a_rebalance()
+    {
+        await using var suite = await BookstoreSuite.StartAsync(fixture, "dashboard");
+        using var playwright = await Playwright.CreateAsync();
+        await using var browser = await playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumFactAttribute.Executable,
+            Headless = true,
+            Args = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        });
+        var page = await browser.NewPageAsync(new BrowserNewPageOptions { ViewportSize = new ViewportSize { Width = 1600, Height = 1400 } });
+        page.SetDefaultTimeout(60_000);
+        await page.GotoAsync(suite.Analytics.BaseAddress!.ToString());
+
+        // All five topics, with their partitions, and all five groups with their one member each.
+        foreach (var topic in Topics.Seed)
+        {
+            await Expect(page.Locator($"#topics [data-topic='{topic.Name}'] [data-partition]")).ToHaveCountAsync(topic.Partitions, new() { Timeout = 60_000 });
+        }
+
+        foreach (var (group, service) in ConsumerGroups.All.Zip(BookstoreSuite.Names))
+        {
+            await Expect(page.Locator($"#groups [data-group='{group}'][data-members='1'] [data-member='{group}-{suite[service].Pid}']")).ToBeVisibleAsync(Within60s);
+        }
+
+        await Expect(page.Locator("#brokers [data-up='true']")).ToHaveCountAsync(fixture.Cluster.BrokerIds.Count);
+
+        // An order placed through the page reaches Confirmed in the tail and the funnel.
+        await Expect(page.Locator($"#isbn option[value='{Isbn}']")).ToHaveCountAsync(1, new() { Timeout = 60_000 });
+        await page.Locator("#isbn").SelectOptionAsync(Isbn);
+        await page.Locator("#quantity").FillAsync("2");
+        await page.Locator("#place-order").ClickAsync();
+        var placed = page.Locator("#order-result [data-order-id]");
+        await Expect(placed).ToBeVisibleAsync(Within60s);
+        var orderId = await placed.GetAttributeAsync("data-order-id");
+        Assert.StartsWith("ORD-", orderId, StringComparison.Ordinal);
+
+        await Expect(page.Locator($"#tail tr[data-key='{orderId}'][data-type='{EventCatalog.OrderPlaced.TypeName}']")).ToBeVisibleAsync(Within60s);
+        await Expect(page.Locator($"#tail tr[data-key='{orderId}'][data-type='{EventCatalog.OrderConfirmed.TypeName}']")).ToBeVisibleAsync(Within60s);
+        await Expect(page.Locator("#funnel [data-stage='confirmed']")).ToHaveAttributeAsync("data-count", "1", new() { Timeout = 60_000 });
+        await Expect(page.Locator("#funnel [data-stage='placed']")).ToHaveAttributeAsync("data-count", "1");
+        var order = await suite.Orders.GetFromJsonAsync<JsonElement>($"/orders/{orderId}");
+        Assert.Equal("Confirmed", order.GetProperty("status").GetString());
+
+        // A second inventory instance joins: the page shows the rebalance and the new split.
+        var second = await suite.StartAnotherInstanceAsync("Inventory");
+        var first = $"{ConsumerGroups.Inventory}-{suite["Inventory"].Pid}";
+        var joined = $"{ConsumerGroups.Inventory}-{second.Pid}";
+        var rebalance = page.Locator($"#rebalances li[data-group='{ConsumerGroups.Inventory}'][data-members-after='2']");
+        await Expect(rebalance).ToBeVisibleAsync(Within60s);
+        await Expect(rebalance).ToContainTextAsync($"joined: {joined}");
+        var inventory = page.Locator($"#groups [data-group='{ConsumerGroups.Inventory}'][data-members='2']");
+        await Expect(inventory).ToBeVisibleAsync(Within60s);
+        foreach (var member in new[] { first, joined })
+        {
+            // Range assignment per topic: each instance owns three partitions of book-orders.
+            await Expect(inventory.Locator($"[data-member='{member}'] [data-topic-partition^='{Topics.BookOrders.Name}/']")).ToHaveCountAsync(Topics.BookOrders.Partitions / 2);
+        }
+
+        var screenshot = Path.Combine(RepositoryRoot.Find(), ".bookstore", "test-results", "dashboard.png");
+        Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
+        Console.WriteLine($"dashboard screenshot: {screenshot}");
+    }
+}
+
+/// <summary>Runs where Chromium is installed (CI installs Debian's package) and says so where it is not.</summary>
+[AttributeUsage(AttributeTargets.Method)]
+public sealed class ChromiumFactAttribute : FactAttribute
+{
+    public static readonly string Executable = Environment.GetEnvironmentVariable("CHROMIUM_PATH") is { Length: > 0 } path ? path : "/usr/bin/chromium";
+
+    public ChromiumFactAttribute()
+    {
+        if (!File.Exists(Executable))
+        {
+            Skip = $"Chromium is not installed at {Executable} (Debian: apt-get install -y chromium; .ci/run installs it; CHROMIUM_PATH points elsewhere)";
+        }
+    }
+}
