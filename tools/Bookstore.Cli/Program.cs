@@ -5,6 +5,7 @@ var root = new RootCommand("Bookstore on Kafka: run the local cluster and the su
 root.Add(KafkaCommands.Create());
 root.Add(OrderCommand.Create());
 root.Add(LoadCommand.Create());
+root.Add(BenchCommand.Create());
 foreach (var command in SuiteCommands.Create().Concat(StatusCommands.Create()))
 {
     root.Add(command);
