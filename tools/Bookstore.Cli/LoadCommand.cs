@@ -220,17 +220,21 @@ internal static class LoadCommand
             throw new LocalKafkaException($"The Inventory Service does not answer ({e.Message}): start the suite with ./bookstore up.", e);
         }
 
-        var plentiful = books.Where(b => b.GetProperty("stock").GetInt32() >= 50).Select(b => b.GetProperty("isbn").GetString()!).ToList();
+        var all = books.Select(b => b.GetProperty("isbn").GetString()!).ToList();
         if (restock)
         {
-            foreach (var isbn in plentiful)
+            // Every book, whatever earlier runs left of it: a drained store would cancel every order.
+            foreach (var isbn in all)
             {
                 using var response = await http.PutAsJsonAsync(new Uri($"http://127.0.0.1:5200/books/{isbn}"), new { restock = Math.Min(10_000, count) }, cancellationToken);
                 response.EnsureSuccessStatusCode();
             }
+
+            return all;
         }
 
-        return plentiful.Count > 0 ? plentiful : [.. books.Select(b => b.GetProperty("isbn").GetString()!)];
+        var plentiful = books.Where(b => b.GetProperty("stock").GetInt32() >= 50).Select(b => b.GetProperty("isbn").GetString()!).ToList();
+        return plentiful.Count > 0 ? plentiful : all;
     }
 
     private static string OrderBody(int i, List<string> books) =>
