@@ -190,14 +190,72 @@ public sealed partial class ConsumerHost(
         }
     }
 
-    private Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch) =>
-        database.WriteAsync(async transaction =>
+    /// <summary>The common case in one pass: the batch's event ids recorded with one statement,
+    /// the new events handled without per-message savepoints. When a handler fails, that pass is
+    /// rolled back and the batch is handled again message by message, each in a savepoint with
+    /// retries and a dead letter as the last resort.</summary>
+    private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
+    {
+        var messages = batch.Select(Read).ToList();
+        try
         {
-            foreach (var result in batch)
+            await database.WriteAsync(transaction => HandleAllAsync(transaction, messages));
+        }
+        catch (HandlerFailedException)
+        {
+            await database.WriteAsync(async transaction =>
             {
-                await ProcessMessageAsync(transaction, result);
+                foreach (var result in batch)
+                {
+                    await ProcessMessageAsync(transaction, result);
+                }
+            });
+        }
+    }
+
+    private async Task HandleAllAsync(SqliteTransaction transaction, List<IncomingMessage> messages)
+    {
+        var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.Handlers.Count > 0 || (m.Definition is not null && registration.AnyEventHandlers.Count > 0)).Select(m => m.Event!.Id)]);
+        foreach (var message in messages)
+        {
+            if (message.Poison is { } poison)
+            {
+                await DeadLetterAsync(transaction, message.Result, message.Topic, poison, 1, message.Event);
             }
-        });
+            else if (fresh.Remove(message.Event!.Id))
+            {
+                try
+                {
+                    await InvokeHandlersAsync(transaction, message.Result, message.Topic, message.Event, message.Definition!, message.Handlers);
+                }
+                catch (Exception e) when (e is not OperationCanceledException && !IsDatabaseFailure(e))
+                {
+                    throw new HandlerFailedException(e);
+                }
+            }
+
+            // Otherwise processed before (a re-delivery, or a duplicate within the batch), or a
+            // known event this service has no business with.
+        }
+    }
+
+    private IncomingMessage Read(ConsumeResult<byte[], byte[]> result)
+    {
+        var topic = options.LogicalTopicName(result.Topic);
+        CloudEvent? cloudEvent = null;
+        try
+        {
+            cloudEvent = EventSerializer.Parse(DeadLetter.StrictUtf8(result.Message.Value)
+                ?? throw new PoisonMessageException("The value is missing or not UTF-8."));
+            var definition = EventCatalog.Find(cloudEvent.Type)
+                ?? throw new PoisonMessageException($"Unknown event type '{cloudEvent.Type}'.");
+            return new IncomingMessage(result, topic, cloudEvent, definition, registration.HandlersOf(definition.TypeName), null);
+        }
+        catch (PoisonMessageException e)
+        {
+            return new IncomingMessage(result, topic, cloudEvent, null, [], e);
+        }
+    }
 
     private async Task ProcessMessageAsync(SqliteTransaction transaction, ConsumeResult<byte[], byte[]> result)
     {
@@ -248,7 +306,7 @@ public sealed partial class ConsumerHost(
         catch (Exception e) when (e is not OperationCanceledException && !IsDatabaseFailure(e))
         {
             await DeadLetterAsync(transaction, result, topic, e, attempts, cloudEvent);
-            await MarkProcessedAsync(transaction, cloudEvent.Id);
+            await MarkProcessedAsync(transaction, [cloudEvent.Id]);
         }
     }
 
@@ -260,11 +318,22 @@ public sealed partial class ConsumerHost(
         EventDefinition definition,
         IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> handlers)
     {
-        if (!await MarkProcessedAsync(transaction, cloudEvent.Id))
+        if ((await MarkProcessedAsync(transaction, [cloudEvent.Id])).Count == 0)
         {
             return; // Processed before: a re-delivery after a crash, or a producer retry on 0.9.
         }
 
+        await InvokeHandlersAsync(transaction, result, topic, cloudEvent, definition, handlers);
+    }
+
+    private async Task InvokeHandlersAsync(
+        SqliteTransaction transaction,
+        ConsumeResult<byte[], byte[]> result,
+        string topic,
+        CloudEvent cloudEvent,
+        EventDefinition definition,
+        IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> handlers)
+    {
         var data = EventSerializer.ReadData(cloudEvent, definition);
         var context = new EventContext(transaction, outbox)
         {
@@ -286,11 +355,30 @@ public sealed partial class ConsumerHost(
         Interlocked.Increment(ref _processed);
     }
 
-    private static async Task<bool> MarkProcessedAsync(SqliteTransaction transaction, string eventId) =>
-        await transaction.Connection!.ExecuteAsync(
-            "INSERT OR IGNORE INTO processed_events (event_id, processed_at) VALUES (@eventId, @at)",
-            new { eventId, at = DateTimeOffset.UtcNow.ToString("O") },
-            transaction) > 0;
+    /// <summary>Records the event ids; returns those recorded now, i.e. not processed before.</summary>
+    private static async Task<HashSet<string>> MarkProcessedAsync(SqliteTransaction transaction, IReadOnlyList<string> eventIds)
+    {
+        var fresh = new HashSet<string>(StringComparer.Ordinal);
+        const int Chunk = 500;
+        for (var start = 0; start < eventIds.Count; start += Chunk)
+        {
+            var ids = eventIds.Skip(start).Take(Chunk).ToList();
+            var parameters = new DynamicParameters();
+            parameters.Add("at", DateTimeOffset.UtcNow.ToString("O"));
+            for (var i = 0; i < ids.Count; i++)
+            {
+                parameters.Add($"id{i}", ids[i]);
+            }
+
+            var values = string.Join(", ", Enumerable.Range(0, ids.Count).Select(i => $"(@id{i}, @at)"));
+            fresh.UnionWith(await transaction.Connection!.QueryAsync<string>(
+                $"INSERT OR IGNORE INTO processed_events (event_id, processed_at) VALUES {values} RETURNING event_id",
+                parameters,
+                transaction));
+        }
+
+        return fresh;
+    }
 
     private async Task DeadLetterAsync(SqliteTransaction transaction, ConsumeResult<byte[], byte[]> result, string topic, Exception error, int attempts, CloudEvent? cloudEvent)
     {
@@ -362,6 +450,17 @@ public sealed partial class ConsumerHost(
             .Select(g => $"{g.Key}[{string.Join(",", g.Select(p => p.Partition.Value).Order())}]"));
         return text.Length == 0 ? "(none)" : text;
     }
+
+    private sealed record IncomingMessage(
+        ConsumeResult<byte[], byte[]> Result,
+        string Topic,
+        CloudEvent? Event,
+        EventDefinition? Definition,
+        IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> Handlers,
+        PoisonMessageException? Poison);
+
+    /// <summary>A handler failed in the one-pass handling of a batch: the batch is handled again, message by message.</summary>
+    private sealed class HandlerFailedException(Exception inner) : Exception(inner.Message, inner);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: {Topic}/{Partition} has not moved from offset {Offset} (end {End}) for a while; fetching it afresh")]
     private partial void LogStalled(string group, string topic, int partition, long offset, long end);
