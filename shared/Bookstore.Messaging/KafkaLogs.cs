@@ -29,6 +29,22 @@ public static class KafkaLogs
         };
     }
 
+    /// <summary>A log handler that forwards what is not expected to <paramref name="logger"/>; with
+    /// <paramref name="verbose"/> (debug contexts asked for), at Information so that it shows.</summary>
+    public static Action<TClient, LogMessage> ToLogger<TClient>(Microsoft.Extensions.Logging.ILogger logger, bool verbose = false) =>
+        (_, message) =>
+        {
+            if (!IsExpected(message))
+            {
+                Microsoft.Extensions.Logging.LoggerExtensions.Log(
+                    logger,
+                    verbose ? Microsoft.Extensions.Logging.LogLevel.Information : LevelOf(message),
+                    "librdkafka {Facility}: {Message}",
+                    message.Facility,
+                    message.Message);
+            }
+        };
+
     /// <summary>A log handler that writes what is not expected to standard error, as librdkafka would.</summary>
     public static void ToStandardError<TClient>(TClient client, LogMessage message)
     {

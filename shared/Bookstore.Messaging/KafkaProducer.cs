@@ -11,13 +11,7 @@ public sealed class KafkaProducer : IDisposable
     {
         ArgumentNullException.ThrowIfNull(options);
         Producer = new ProducerBuilder<string, string>(KafkaClientConfigs.Producer(options.Connection(), $"{options.ServiceName}-{Environment.ProcessId}"))
-            .SetLogHandler((_, m) =>
-            {
-                if (!KafkaLogs.IsExpected(m))
-                {
-                    logger.Log(KafkaLogs.LevelOf(m), "librdkafka {Facility}: {Message}", m.Facility, m.Message);
-                }
-            })
+            .SetLogHandler(KafkaLogs.ToLogger<IProducer<string, string>>(logger))
             .SetErrorHandler((_, e) => logger.LogWarning("Kafka producer error {Code}: {Reason}", e.Code, e.Reason))
             .Build();
     }

@@ -10,13 +10,6 @@ public sealed record PartitionView(int Partition, int Leader, IReadOnlyList<int>
 
 public sealed record TopicView(string Name, IReadOnlyList<PartitionView> Partitions);
 
-public sealed record MemberView(string ClientId, string Host, IReadOnlyList<PartitionLag> Partitions)
-{
-    public bool Idle => Partitions.Count == 0;
-}
-
-public sealed record GroupView(string GroupId, string State, long Lag, IReadOnlyList<MemberView> Members);
-
 /// <summary>A group settled on a new membership or assignment: who joined, who left, and the
 /// assignment before and after (member → "topic[partitions]").</summary>
 public sealed record Rebalance(
@@ -32,7 +25,7 @@ public sealed record ClusterView(
     string? Error,
     IReadOnlyList<BrokerView> Brokers,
     IReadOnlyList<TopicView> Topics,
-    IReadOnlyList<GroupView> Groups,
+    IReadOnlyList<GroupStatus> Groups,
     IReadOnlyList<Rebalance> Rebalances);
 
 /// <summary>Asks the cluster every second who leads what and who owns which partition, with the
@@ -74,6 +67,12 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
                 _view = _view with { At = DateTimeOffset.UtcNow, Error = e.Error.Reason };
                 LogUnreachable(e.Error.Reason);
             }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // The page says what went wrong; the service it lives in carries on.
+                _view = _view with { At = DateTimeOffset.UtcNow, Error = e.Message };
+                LogFailed(e);
+            }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
@@ -98,13 +97,14 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
             .Select(b => new BrokerView(b.Id, b.Host, b.Port, live.Contains(b.Id), leads.GetValueOrDefault(b.Id)))
             .ToList();
 
+        // Logical names: the page shows the suite's topics and groups, whatever namespace a test gave them.
         var views = ConsumerGroups.All.Select(id =>
         {
             var group = groups.FirstOrDefault(g => g.GroupId == options.Namespace + id);
             var members = (group?.Members ?? [])
-                .Select(m => new MemberView(m.ClientId, m.Host, [.. m.Partitions.Select(p => p with { Topic = options.LogicalTopicName(p.Topic) })]))
+                .Select(m => m with { Partitions = [.. m.Partitions.Select(p => p with { Topic = options.LogicalTopicName(p.Topic) })] })
                 .ToList();
-            return new GroupView(id, group?.State ?? "Empty", group?.TotalLag ?? 0, members);
+            return new GroupStatus(id, group?.State ?? "Empty", members);
         }).ToList();
 
         foreach (var group in views.Where(g => g.State == "Stable" || g.Members.Count == 0))
@@ -115,11 +115,18 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
         return new ClusterView(DateTimeOffset.UtcNow, null, brokers, topics, views, [.. _rebalances]);
     }
 
-    private void NoteAssignment(GroupView group)
+    private void NoteAssignment(GroupStatus group)
     {
-        var assignment = group.Members.ToDictionary(
-            m => m.ClientId,
-            m => m.Idle ? "idle" : string.Join(" ", m.Partitions.GroupBy(p => p.Topic).Select(t => $"{t.Key}[{string.Join(",", t.Select(p => p.Partition))}]")));
+        var assignment = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var member in group.Members)
+        {
+            var partitions = member.Idle ? "idle" : string.Join(" ", member.Partitions.GroupBy(p => p.Topic).Select(t => $"{t.Key}[{string.Join(",", t.Select(p => p.Partition))}]"));
+            if (!assignment.TryAdd(NameOf(member), partitions))
+            {
+                assignment[$"{NameOf(member)} ({member.MemberId})"] = partitions;
+            }
+        }
+
         if (_settled.TryGetValue(group.GroupId, out var before) && !Same(before, assignment))
         {
             var rebalance = new Rebalance(
@@ -141,11 +148,22 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
         _settled[group.GroupId] = assignment;
     }
 
+    /// <summary>The client id (<c>service-pid</c>), with the host where that alone is ambiguous:
+    /// in containers every service runs as process 1.</summary>
+    private static string NameOf(MemberStatus member)
+    {
+        var host = member.Host.TrimStart('/');
+        return host is "127.0.0.1" or "::1" or "localhost" ? member.ClientId : $"{member.ClientId}@{host}";
+    }
+
     private static bool Same(IReadOnlyDictionary<string, string> a, Dictionary<string, string> b) =>
         a.Count == b.Count && a.All(entry => b.TryGetValue(entry.Key, out var value) && value == entry.Value);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Dashboard: the cluster did not answer: {Reason}")]
     private partial void LogUnreachable(string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dashboard: reading the cluster failed")]
+    private partial void LogFailed(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group} rebalanced: {Before} → {After} member(s): {Assignment}")]
     private partial void LogRebalance(string group, int before, int after, string assignment);

@@ -77,7 +77,7 @@ public static class DashboardApi
             var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
             return Results.Json(body, statusCode: (int)response.StatusCode, contentType: response.Content.Headers.ContentType?.MediaType);
         }
-        catch (HttpRequestException e)
+        catch (Exception e) when (e is HttpRequestException or JsonException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
         {
             return TypedResults.Problem(statusCode: StatusCodes.Status502BadGateway, title: "The Order Service did not answer", detail: e.Message);
         }

@@ -72,13 +72,7 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
         var config = KafkaClientConfigs.Consumer(options.Connection(), $"{options.GroupId}-dashboard", $"{options.ServiceName}-dashboard-{Environment.ProcessId}");
         config.QueuedMaxMessagesKbytes = 2 * 1024;
         using var consumer = new ConsumerBuilder<byte[], byte[]>(config)
-            .SetLogHandler((_, m) =>
-            {
-                if (!KafkaLogs.IsExpected(m))
-                {
-                    logger.Log(KafkaLogs.LevelOf(m), "librdkafka {Facility}: {Message}", m.Facility, m.Message);
-                }
-            })
+            .SetLogHandler(KafkaLogs.ToLogger<IConsumer<byte[], byte[]>>(logger))
             .Build();
         var partitions = Topics.Seed
             .SelectMany(t => Enumerable.Range(0, t.Partitions).Select(p => new TopicPartition(options.TopicName(t.Name), p)))
@@ -94,16 +88,17 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
                 {
                     Add(record);
                 }
-            }
-            catch (ConsumeException e)
-            {
-                LogConsumeError(e.Error.Reason);
-            }
 
-            if (Environment.TickCount64 >= nextWatermarks)
+                if (Environment.TickCount64 >= nextWatermarks)
+                {
+                    nextWatermarks = Environment.TickCount64 + 500;
+                    ReadWatermarks(consumer, partitions);
+                }
+            }
+            catch (KafkaException e)
             {
-                nextWatermarks = Environment.TickCount64 + 500;
-                ReadWatermarks(consumer, partitions);
+                // A broker going away is something to show, not a reason to stop watching.
+                LogConsumeError(e.Error.Reason);
             }
         }
 
@@ -160,8 +155,8 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
             using var document = JsonDocument.Parse(record.Message.Value ?? []);
             if (document.RootElement.ValueKind == JsonValueKind.Object)
             {
-                type = document.RootElement.TryGetProperty("type", out var t) ? t.GetString() ?? type : type;
-                source = document.RootElement.TryGetProperty("source", out var s) ? s.GetString() ?? source : source;
+                type = Text(document.RootElement, "type") ?? type;
+                source = Text(document.RootElement, "source") ?? source;
             }
         }
         catch (JsonException)
@@ -172,6 +167,9 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
         var key = record.Message.Key is null ? null : Encoding.UTF8.GetString(record.Message.Key);
         return new TailEvent(at, options.LogicalTopicName(record.Topic), record.Partition.Value, record.Offset.Value, key, type, source);
     }
+
+    private static string? Text(JsonElement element, string property) =>
+        element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Dashboard tail: reading {Partitions} partitions from their end, outside any group")]
     private partial void LogStarted(int partitions);

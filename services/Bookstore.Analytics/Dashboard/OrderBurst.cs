@@ -56,21 +56,27 @@ public sealed class OrderBurst(IHttpClientFactory clients, IHostApplicationLifet
                     using var response = await client.PostAsJsonAsync("/orders", order, cancellationToken);
                     Update(response.IsSuccessStatusCode, response.IsSuccessStatusCode ? null : $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}");
                 }
-                catch (HttpRequestException e)
-                {
-                    Update(false, e.Message);
-                }
-                catch (OperationCanceledException)
+                catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
                 {
                     return;
+                }
+                catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+                {
+                    Update(false, e.Message); // refused, or timed out
                 }
             }
         }
 
-        await Task.WhenAll(Enumerable.Range(0, Concurrency).Select(_ => Worker()));
-        lock (_lock)
+        try
         {
-            _progress = _progress! with { Running = false };
+            await Task.WhenAll(Enumerable.Range(0, Concurrency).Select(_ => Worker()));
+        }
+        finally
+        {
+            lock (_lock)
+            {
+                _progress = _progress! with { Running = false };
+            }
         }
     }
 

@@ -34,7 +34,8 @@ public static class AnalyticsStore
             order_id TEXT,
             amount_cents INTEGER,
             at TEXT NOT NULL) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS facts_by_type ON facts (type);
+        DROP INDEX IF EXISTS facts_by_type;
+        CREATE INDEX IF NOT EXISTS facts_by_type_and_order ON facts (type, order_id);
         CREATE TABLE IF NOT EXISTS sold_lines (
             event_id TEXT NOT NULL,
             isbn TEXT NOT NULL,

@@ -70,13 +70,13 @@ function renderMember(m) {
         `${p.topic}/${p.partition} ${p.committed ?? "–"} → `,
         el("span", { class: p.lag > 0 ? "lag" : "" }, `lag ${p.lag ?? "?"}`)));
   return el("div", { class: "member", "data-member": m.clientId, "data-partitions": m.partitions.length },
-    el("div", {}, el("strong", {}, m.clientId)), partitions);
+    el("div", {}, el("strong", {}, m.clientId), " ", el("small", {}, m.host.replace(/^\//, ""))), partitions);
 }
 
 function renderGroups(groups) {
   $("groups").replaceChildren(...groups.map((g) =>
     el("div", { class: "card group", "data-group": g.groupId, "data-members": g.members.length },
-      el("strong", {}, g.groupId), " ", el("small", {}, `${g.state} · lag ${g.lag}`),
+      el("strong", {}, g.groupId), " ", el("small", {}, `${g.state} · lag ${g.totalLag}`),
       g.members.length === 0 ? el("div", { class: "member" }, el("span", { class: "idle" }, "no live member")) : null,
       g.members.map(renderMember))));
 }
@@ -124,6 +124,7 @@ function renderBurst(burst) {
   $("start-burst").textContent = burst.running ? `Burst: ${burst.accepted + burst.failed}/${burst.requested}` : "Start burst";
 }
 
+// The next refresh is scheduled when this one has finished: slow answers never overlap.
 async function refresh() {
   try {
     const response = await fetch("dashboard/state", { cache: "no-store" });
@@ -139,11 +140,19 @@ async function refresh() {
     $("updated").textContent = state.cluster.error ? `cluster: ${state.cluster.error}` : `updated ${time(state.cluster.at)}`;
   } catch (error) {
     $("updated").textContent = `no answer from the service (${error.message})`;
+  } finally {
+    setTimeout(refresh, 1000);
   }
 }
 
+// Retried until the catalog has been read from book-catalog-updates.
 async function loadBooks() {
-  const books = await (await fetch("dashboard/books", { cache: "no-store" })).json();
+  let books = [];
+  try {
+    books = await (await fetch("dashboard/books", { cache: "no-store" })).json();
+  } catch {
+    books = [];
+  }
   if (books.length === 0) {
     setTimeout(loadBooks, 1000);
     return;
@@ -184,4 +193,3 @@ $("burst-form").addEventListener("submit", async (event) => {
 
 loadBooks();
 refresh();
-setInterval(refresh, 1000);
