@@ -20,7 +20,9 @@ public sealed partial class OutboxRelay(
     MessagingOptions options,
     ILogger<OutboxRelay> logger) : BackgroundService
 {
-    private const int BatchSize = 2000;
+    // On 0.9 the producer keeps one request in flight per broker (ordering without idempotence),
+    // so throughput is rows per round trip: 10,000 rows measured 31k records/s here, 2,000 about 17k.
+    private const int BatchSize = 10_000;
     private static readonly TimeSpan LeaseDuration = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(100);
     private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
