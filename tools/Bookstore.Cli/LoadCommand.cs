@@ -125,7 +125,9 @@ internal static class LoadCommand
         await Task.WhenAll(workers);
         var placementSeconds = clock.Elapsed.TotalSeconds;
         await WaitTerminalAsync(http, placed, terminal, deadline, cancellationToken);
-        var lastTerminal = terminal.IsEmpty ? Stopwatch.GetTimestamp() : terminal.Values.Max(t => t.At);
+        // Only this run's orders: the watcher also sees late outcomes of orders placed before it.
+        var ours = terminal.Where(t => placed.ContainsKey(t.Key)).Select(t => t.Value).ToList();
+        var lastTerminal = ours.Count == 0 ? Stopwatch.GetTimestamp() : ours.Max(t => t.At);
         await stopWatching.CancelAsync();
         await reporter;
         if (progress)
@@ -153,15 +155,15 @@ internal static class LoadCommand
         return new LoadResult(
             count,
             placed.Count,
-            terminal.Count(t => placed.ContainsKey(t.Key)),
+            ours.Count,
             errors.Count,
             lost,
             stuck,
             Math.Round(placed.Count / placementSeconds, 1),
-            Math.Round(terminal.Count / Math.Max(firstToLast, 0.001), 1),
+            Math.Round(ours.Count / Math.Max(firstToLast, 0.001), 1),
             Percentiles.Of([.. accepted]),
             Percentiles.Of(toTerminal),
-            terminal.Values.GroupBy(t => t.Outcome).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
+            ours.GroupBy(t => t.Outcome).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
             [.. errors.Take(5)]);
     }
 
