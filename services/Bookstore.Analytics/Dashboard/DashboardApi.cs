@@ -70,10 +70,10 @@ public static class DashboardApi
     /// <summary>Passes the Order Service's answer on as it is: 202 with the order, or its problem details.</summary>
     private static async Task<IResult> PlaceOrder(DemoOrderRequest request, IHttpClientFactory clients, CancellationToken cancellationToken)
     {
-        var order = new { customerId = string.IsNullOrWhiteSpace(request.CustomerId) ? "dashboard" : request.CustomerId, lines = new[] { new { isbn = request.Isbn, quantity = request.Quantity } } };
+        var customerId = string.IsNullOrWhiteSpace(request.CustomerId) ? "dashboard" : request.CustomerId;
         try
         {
-            using var response = await clients.CreateClient(OrderBurst.OrdersClient).PostAsJsonAsync("/orders", order, cancellationToken);
+            using var response = await OrderBurst.PlaceAsync(clients.CreateClient(OrderBurst.OrdersClient), customerId, request.Isbn, request.Quantity, cancellationToken);
             var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
             return Results.Json(body, statusCode: (int)response.StatusCode, contentType: response.Content.Headers.ContentType?.MediaType);
         }

@@ -50,10 +50,9 @@ public sealed class OrderBurst(IHttpClientFactory clients, IHostApplicationLifet
             int i;
             while ((i = Interlocked.Increment(ref next)) < orders && !cancellationToken.IsCancellationRequested)
             {
-                var order = new { customerId = $"burst-{i % 50}", lines = new[] { new { isbn = isbns[Random.Shared.Next(isbns.Count)], quantity = 1 } } };
                 try
                 {
-                    using var response = await client.PostAsJsonAsync("/orders", order, cancellationToken);
+                    using var response = await PlaceAsync(client, $"burst-{i % 50}", isbns[Random.Shared.Next(isbns.Count)], 1, cancellationToken);
                     Update(response.IsSuccessStatusCode, response.IsSuccessStatusCode ? null : $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}");
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -79,6 +78,10 @@ public sealed class OrderBurst(IHttpClientFactory clients, IHostApplicationLifet
             }
         }
     }
+
+    /// <summary>POST /orders on the Order Service: one line, as a customer would send it.</summary>
+    public static Task<HttpResponseMessage> PlaceAsync(HttpClient orders, string customerId, string? isbn, int quantity, CancellationToken cancellationToken) =>
+        orders.PostAsJsonAsync("/orders", new { customerId, lines = new[] { new { isbn, quantity } } }, cancellationToken);
 
     private void Update(bool accepted, string? error)
     {
