@@ -7,20 +7,48 @@ namespace Bookstore.Messaging;
 /// fill up and a single connection per broker carries them.</summary>
 public sealed class KafkaProducer : IDisposable
 {
+    private readonly MessagingOptions _options;
+    private readonly ILogger<KafkaProducer> _logger;
+    private volatile IProducer<string, string> _producer;
+
     public KafkaProducer(MessagingOptions options, ILogger<KafkaProducer> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
-        Producer = new ProducerBuilder<string, string>(KafkaClientConfigs.Producer(options.Connection(), $"{options.ServiceName}-{Environment.ProcessId}"))
-            .SetLogHandler(KafkaLogs.ToLogger<IProducer<string, string>>(logger))
-            .SetErrorHandler((_, e) => logger.LogWarning("Kafka producer error {Code}: {Reason}", e.Code, e.Reason))
-            .Build();
+        _options = options;
+        _logger = logger;
+        _producer = Build();
     }
 
-    public IProducer<string, string> Producer { get; }
+    public IProducer<string, string> Producer => _producer;
+
+    /// <summary>Drops what the client still holds (queued, not yet sent) and starts a fresh one:
+    /// for a relay that lost its lease, so that a standby is the only one publishing. Requests
+    /// already on the wire cannot be recalled (0.9 has no producer fencing); consumers deduplicate.</summary>
+    public void Abandon()
+    {
+        var abandoned = _producer;
+        _producer = Build();
+        // Disposing without a flush destroys the client, and with it whatever it still queues.
+        abandoned.Dispose();
+    }
 
     public void Dispose()
     {
-        Producer.Flush(TimeSpan.FromSeconds(10));
-        Producer.Dispose();
+        _producer.Flush(TimeSpan.FromSeconds(10));
+        _producer.Dispose();
+    }
+
+    private IProducer<string, string> Build()
+    {
+        var config = KafkaClientConfigs.Producer(_options.Connection(), $"{_options.ServiceName}-{Environment.ProcessId}");
+        foreach (var (name, value) in _options.Producer)
+        {
+            config.Set(name, value);
+        }
+
+        return new ProducerBuilder<string, string>(config)
+            .SetLogHandler(KafkaLogs.ToLogger<IProducer<string, string>>(_logger))
+            .SetErrorHandler((_, e) => _logger.LogWarning("Kafka producer error {Code}: {Reason}", e.Code, e.Reason))
+            .Build();
     }
 }

@@ -27,6 +27,18 @@ public sealed class MessagingOptions
     /// <summary>Attempts at a message before it goes to the dead-letter topic.</summary>
     public int MaxAttempts { get; set; } = 3;
 
+    /// <summary>How long the outbox relay's lease lasts without renewal: a standby takes over this
+    /// long after the active relay stopped renewing it (a crash, a stall).</summary>
+    public TimeSpan OutboxLeaseDuration { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The largest record the producer sends (librdkafka's <c>message.max.bytes</c>
+    /// default, below the brokers' own limit). A dead letter is truncated to fit.</summary>
+    public int MaxMessageBytes { get; set; } = 1_000_000;
+
+    /// <summary>librdkafka producer properties that override the suite's (e.g.
+    /// <c>Messaging:Producer:linger.ms</c>), for tuning and fault tests.</summary>
+    public Dictionary<string, string> Producer { get; set; } = [];
+
     /// <summary>librdkafka's <c>debug</c> contexts for this service's clients (e.g. <c>cgrp,fetch</c>), for diagnosis.</summary>
     public string? KafkaDebug { get; set; }
 

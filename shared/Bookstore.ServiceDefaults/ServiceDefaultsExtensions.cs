@@ -1,3 +1,4 @@
+using Bookstore.Messaging.Outbox;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Hosting;
@@ -48,6 +49,11 @@ public static class ServiceDefaultsExtensions
         app.UseStatusCodePages();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) });
         app.MapHealthChecks("/health/ready");
+        if (app.Services.GetService<OutboxRelay>() is not null)
+        {
+            app.MapOutboxApi();
+        }
+
         app.MapOpenApi();
         app.MapScalarApiReference();
         if (apiPageAtRoot)

@@ -22,7 +22,9 @@ namespace Bookstore.IntegrationTests;
 [Collection(KafkaCollection.Name)]
 public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
 {
-    private const string Schema = "CREATE TABLE IF NOT EXISTS handled (event_id TEXT PRIMARY KEY, order_id TEXT NOT NULL);";
+    // No key on event_id: an event handled twice shows as two rows instead of failing its insert
+    // (which would turn a broken dedup into a dead letter and hide it).
+    private const string Schema = "CREATE TABLE IF NOT EXISTS handled (n INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, order_id TEXT NOT NULL);";
     private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("bookstore-messaging-");
 
     public void Dispose() => _data.Delete(recursive: true);
@@ -71,6 +73,39 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
         await WaitForHandledAsync(app, 2);
         Assert.Equal(new[] { marker.EventId, record.EventId }.Order(), (await QueryAsync<string>(app, "SELECT event_id FROM handled")).Order());
         Assert.Equal(2, app.Services.GetRequiredService<ConsumerHost>().Processed);
+        Assert.Equal(0, app.Services.GetRequiredService<ConsumerHost>().DeadLettered);
+        // The handler's answers went out, and nothing else did: the duplicate was neither handled again nor dead-lettered.
+        Assert.True(await Poll.UntilAsync(async _ => (await QueryAsync<long>(app, "SELECT count(*) FROM outbox")).Single() == 0, TestClients.Deadline), "the outbox drains");
+        Assert.Equal(2, TestClients.ReadToEnd(fixture.Connection, ns + Topics.InventoryEvents.Name, Topics.InventoryEvents.Partitions).Count);
+        Assert.Empty(TestClients.ReadToEnd(fixture.Connection, ns + Topics.DeadLetters.Name, Topics.DeadLetters.Partitions));
+    }
+
+    /// <summary>An outsider's garbage that escapes to more than the broker's limit as a dead letter
+    /// (170 KB of '&lt;' is six times that as JSON) must not stop the outbox: the letter is cut to
+    /// fit and says so, and what the consumer handles next is published.</summary>
+    [Fact]
+    public async Task An_oversized_poison_message_is_dead_lettered_truncated_and_the_outbox_carries_on()
+    {
+        var ns = await fixture.CreateNamespaceAsync("messaging-oversized", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var garbage = new string('<', 170_000);
+        var after = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-AFTER-GARBAGE"), "test");
+        var sent = await TestClients.ProduceAllAsync(fixture.Connection, ns + Topics.BookOrders.Name, [("ORD-G", garbage), ("ORD-G", after.Value)]);
+
+        await using var app = await StartAsync(ns);
+
+        await WaitForHandledAsync(app, 1);
+        // The handler's StockReserved is published although the dead letter before it in the outbox is huge.
+        var reserved = await ReadWhenCountAsync(ns + Topics.InventoryEvents.Name, Topics.InventoryEvents.Partitions, 1);
+        Assert.Equal("ORD-AFTER-GARBAGE", Assert.Single(reserved).Message.Key);
+        var letter = JsonSerializer.Deserialize<DeadLetter>(
+            Assert.Single(await ReadWhenCountAsync(ns + Topics.DeadLetters.Name, Topics.DeadLetters.Partitions, 1)).Message.Value, EventSerializer.Options)!;
+        Assert.True(letter.ValueTruncated);
+        Assert.Equal(garbage.Length, letter.ValueBytes);
+        Assert.StartsWith("<<<<", letter.Value, StringComparison.Ordinal);
+        Assert.True(letter.Value!.Length < garbage.Length);
+        Assert.Equal(sent[0].Offset.Value, letter.Offset);
+        Assert.True(await Poll.UntilAsync(async _ => (await QueryAsync<long>(app, "SELECT count(*) FROM outbox")).Single() == 0, TestClients.Deadline), "the outbox drains");
+        Assert.Empty(await QueryAsync<long>(app, "SELECT seq FROM outbox_parked"));
     }
 
     [Fact]

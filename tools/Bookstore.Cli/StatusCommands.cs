@@ -3,7 +3,9 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Bookstore.Contracts;
 using Bookstore.LocalKafka;
+using System.Net.Http.Json;
 using Bookstore.Messaging;
+using Bookstore.Messaging.Outbox;
 
 namespace Bookstore.Cli;
 
@@ -75,13 +77,33 @@ internal static partial class StatusCommands
             throw new LocalKafkaException($"Kafka at {connection.BootstrapServers} did not answer: {e.Error.Reason}. Is it up (./bookstore kafka status)?", e);
         }
 
+        var outboxes = await Task.WhenAll(ServiceSpec.All.Select(s => ReadOutboxAsync(instances.FirstOrDefault(i => i.Service == s.Name && i.Ready), cancellationToken)));
         return new SuiteStatus(
-            [.. ServiceSpec.All.Select(s => new ServiceStatus(s.Name, [.. instances.Where(i => i.Service == s.Name)]))],
+            [.. ServiceSpec.All.Select((s, i) => new ServiceStatus(s.Name, [.. instances.Where(i => i.Service == s.Name)], outboxes[i]))],
             [.. groups.Select(g => new GroupView(
                 g.GroupId,
                 g.State,
                 g.TotalLag,
                 [.. g.Members.Select(m => new MemberView(byClientId.GetValueOrDefault(m.ClientId, $"{m.ClientId} (process gone; listed until its session expires)"), m.ClientId, m.Host, m.Idle, m.Partitions))]))]);
+    }
+
+    /// <summary>The service's outbox (one instance answers for the shared database); null when none answers.</summary>
+    private static async Task<OutboxStatus?> ReadOutboxAsync(InstanceStatus? instance, CancellationToken cancellationToken)
+    {
+        if (instance is null)
+        {
+            return null;
+        }
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        try
+        {
+            return await http.GetFromJsonAsync<OutboxStatus>(new Uri($"http://127.0.0.1:{instance.Port}/outbox"), Json, cancellationToken);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or JsonException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Waits until the group shows <paramref name="count"/> members, then prints the assignment.</summary>
@@ -109,15 +131,30 @@ internal static partial class StatusCommands
     private static void Print(SuiteStatus report)
     {
         Console.WriteLine();
-        Console.WriteLine($"  {"instance",-16} {"pid",7} {"port",6}  ready");
-        foreach (var instance in report.Services.SelectMany(s => s.Instances))
+        Console.WriteLine($"  {"instance",-16} {"pid",7} {"port",6}  {"ready",-5}  outbox (waiting / parked)");
+        foreach (var service in report.Services)
         {
-            Console.WriteLine($"  {instance.Instance,-16} {instance.Pid,7} {instance.Port,6}  {(instance.Ready ? "yes" : "NO")}");
+            foreach (var instance in service.Instances)
+            {
+                var outbox = service.Outbox is { } o && instance == service.Instances[0] ? $"{o.Pending} / {o.Parked}" : string.Empty;
+                Console.WriteLine($"  {instance.Instance,-16} {instance.Pid,7} {instance.Port,6}  {(instance.Ready ? "yes" : "NO"),-5}  {outbox}");
+            }
         }
 
         if (!report.Services.Any(s => s.Instances.Count > 0))
         {
             Console.WriteLine("  (no service runs: ./bookstore up)");
+        }
+
+        foreach (var service in report.Services.Where(s => s.Outbox is { Parked: > 0 }))
+        {
+            var outbox = service.Outbox!;
+            Console.WriteLine();
+            Console.WriteLine($"  {service.Service}: {outbox.Parked} outbox row(s) PARKED (never published; GET http://127.0.0.1:{service.Instances[0].Port}/outbox), e.g.:");
+            foreach (var row in outbox.RecentlyParked.Take(3))
+            {
+                Console.WriteLine($"    #{row.Seq} {row.Topic} key {row.Key} ({row.ValueLength:N0} bytes) at {row.ParkedAt:u}: {row.Error}");
+            }
         }
 
         PrintGroups(report.Groups);
@@ -158,7 +195,7 @@ internal static partial class StatusCommands
 
 internal sealed record SuiteStatus(IReadOnlyList<ServiceStatus> Services, IReadOnlyList<GroupView> Groups);
 
-internal sealed record ServiceStatus(string Service, IReadOnlyList<InstanceStatus> Instances);
+internal sealed record ServiceStatus(string Service, IReadOnlyList<InstanceStatus> Instances, OutboxStatus? Outbox);
 
 internal sealed record GroupView(string GroupId, string State, long TotalLag, IReadOnlyList<MemberView> Members);
 

@@ -12,7 +12,8 @@ public sealed record DashboardState(
     Funnel Funnel,
     IReadOnlyList<TailEvent> Tail,
     IReadOnlyList<TopicThroughput> Throughput,
-    BurstProgress? Burst);
+    BurstProgress? Burst,
+    ProblemsView Problems);
 
 public sealed record DemoOrderRequest(string? Isbn, int Quantity = 1, string? CustomerId = null);
 
@@ -58,7 +59,7 @@ public static class DashboardApi
     private static async Task<Ok<DashboardState>> GetState(ServiceDatabase database, ClusterWatcher watcher, EventTail tail, OrderBurst burst, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return TypedResults.Ok(new DashboardState(watcher.View, await AnalyticsStore.FunnelAsync(connection), tail.Recent(), tail.Throughput(), burst.Progress));
+        return TypedResults.Ok(new DashboardState(watcher.View, await AnalyticsStore.FunnelAsync(connection), tail.Recent(), tail.Throughput(), burst.Progress, tail.Problems()));
     }
 
     private static async Task<Ok<IReadOnlyList<Book>>> GetBooks(ServiceDatabase database, CancellationToken cancellationToken)

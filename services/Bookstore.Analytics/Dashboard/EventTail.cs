@@ -10,6 +10,13 @@ public sealed record TailEvent(DateTimeOffset At, string Topic, int Partition, l
 
 public sealed record TopicThroughput(string Topic, IReadOnlyList<long> PerSecond);
 
+/// <summary>A record of the dead-letter topic: a message a group gave up on, or an outbox row a
+/// service parked because no broker would take it.</summary>
+public sealed record Problem(DateTimeOffset At, string Kind, string Who, string Where, string? Key, string Error);
+
+/// <summary>What went to the dead-letter topic since the dashboard started, newest first.</summary>
+public sealed record ProblemsView(long DeadLetters, long ParkedRows, IReadOnlyList<Problem> Recent);
+
 /// <summary>Every partition of the seed topics read from its end by a consumer outside any group
 /// (assigned, never committing): the dashboard's live tail, throughput and end offsets show every
 /// event, whichever analytics instance owns which partitions, and disturb no group.</summary>
@@ -26,7 +33,24 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
     private readonly Dictionary<string, long[]> _perSecond = Topics.Seed.ToDictionary(t => t.Name, _ => new long[WindowSeconds]);
     private readonly long[] _bucketSecond = new long[WindowSeconds];
     private readonly Dictionary<(string Topic, int Partition), long> _endOffsets = [];
+    private readonly Queue<(ConsumeResult<byte[], byte[]> Record, DateTimeOffset At)> _problems = new();
     private long _count;
+    private long _deadLetters;
+    private long _parkedRows;
+
+    /// <summary>The newest dead letters and parked-row notices, and how many of each were seen.</summary>
+    public ProblemsView Problems()
+    {
+        List<(ConsumeResult<byte[], byte[]> Record, DateTimeOffset At)> records;
+        long deadLetters, parkedRows;
+        lock (_lock)
+        {
+            records = [.. _problems.Reverse()];
+            (deadLetters, parkedRows) = (_deadLetters, _parkedRows);
+        }
+
+        return new ProblemsView(deadLetters, parkedRows, [.. records.Select(r => DescribeProblem(r.Record, r.At))]);
+    }
 
     /// <summary>The newest events, newest first.</summary>
     public IReadOnlyList<TailEvent> Recent()
@@ -74,7 +98,7 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
         using var consumer = new ConsumerBuilder<byte[], byte[]>(config)
             .SetLogHandler(KafkaLogs.ToLogger<IConsumer<byte[], byte[]>>(logger))
             .Build();
-        var partitions = Topics.Seed
+        var partitions = Topics.Seed.Append(Topics.DeadLetters)
             .SelectMany(t => Enumerable.Range(0, t.Partitions).Select(p => new TopicPartition(options.TopicName(t.Name), p)))
             .ToList();
         consumer.Assign(partitions.Select(p => new TopicPartitionOffset(p, Offset.End)));
@@ -108,6 +132,12 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
     private void Add(ConsumeResult<byte[], byte[]> record)
     {
         var topic = options.LogicalTopicName(record.Topic);
+        if (topic == Topics.DeadLetters.Name)
+        {
+            AddProblem(record);
+            return;
+        }
+
         var second = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
         var bucket = (int)(second % WindowSeconds);
         lock (_lock)
@@ -130,6 +160,54 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
             }
         }
     }
+
+    private void AddProblem(ConsumeResult<byte[], byte[]> record)
+    {
+        var parked = DescribeProblem(record, DateTimeOffset.UtcNow).Kind == ParkedKind;
+        lock (_lock)
+        {
+            _problems.Enqueue((record, DateTimeOffset.UtcNow));
+            if (_problems.Count > 20)
+            {
+                _problems.Dequeue();
+            }
+
+            if (parked)
+            {
+                _parkedRows++;
+            }
+            else
+            {
+                _deadLetters++;
+            }
+        }
+    }
+
+    private const string ParkedKind = "outbox row parked";
+
+    private static Problem DescribeProblem(ConsumeResult<byte[], byte[]> record, DateTimeOffset at)
+    {
+        var key = record.Message.Key is null ? null : Encoding.UTF8.GetString(record.Message.Key);
+        try
+        {
+            using var document = JsonDocument.Parse(record.Message.Value ?? []);
+            var root = document.RootElement;
+            if (Text(root, "kind") == Bookstore.Messaging.Outbox.ParkedNotice.KindName)
+            {
+                return new Problem(at, ParkedKind, Text(root, "service") ?? "?", $"{Text(root, "topic")} (outbox row {Number(root, "seq")}, {Number(root, "valueBytes")} bytes)", key, Text(root, "error") ?? "?");
+            }
+
+            var truncated = root.TryGetProperty("valueTruncated", out var t) && t.ValueKind == JsonValueKind.True ? " (value truncated)" : string.Empty;
+            return new Problem(at, "dead letter", Text(root, "group") ?? "?", $"{Text(root, "topic")}/{Number(root, "partition")}@{Number(root, "offset")}{truncated}", key, Text(root, "error") ?? "?");
+        }
+        catch (JsonException)
+        {
+            return new Problem(at, "unreadable", "?", $"{record.Topic}/{record.Partition.Value}@{record.Offset.Value}", key, "not JSON");
+        }
+    }
+
+    private static string Number(JsonElement element, string property) =>
+        element.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetRawText() : "?";
 
     private void ReadWatermarks(IConsumer<byte[], byte[]> consumer, List<TopicPartition> partitions)
     {

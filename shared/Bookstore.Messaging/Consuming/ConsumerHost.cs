@@ -327,7 +327,13 @@ public sealed partial class ConsumerHost(
     {
         var result = message.Result;
         var deadLetter = DeadLetter.For(options.GroupId, message.Topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value, error, attempts, message.Event);
-        await Outbox.Outbox.AddRecordAsync(transaction, deadLetter.ToRecord());
+        var record = deadLetter.ToRecord(options.MaxMessageBytes);
+        await Outbox.Outbox.AddRecordAsync(transaction, record);
+        if (record.Value.Length < (deadLetter.Value?.Length ?? 0))
+        {
+            LogDeadLetterTruncated(message.Topic, result.Partition.Value, result.Offset.Value, deadLetter.ValueBytes ?? 0);
+        }
+
         LogDeadLettered(message.Topic, result.Partition.Value, result.Offset.Value, options.GroupId, attempts, error.Message);
     }
 
@@ -471,6 +477,9 @@ public sealed partial class ConsumerHost(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Group {Group}: a batch of {Count} failed as a whole; retrying it")]
     private partial void LogBatchFailed(Exception exception, string group, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The dead letter of {Topic}/{Partition}@{Offset} carries only the start of its {Bytes}-byte value (too large to publish whole); the original stays at that offset")]
+    private partial void LogDeadLetterTruncated(string topic, int partition, long offset, long bytes);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Dead-lettered {Topic}/{Partition}@{Offset} of group {Group} after {Attempts} attempt(s): {Error}")]
     private partial void LogDeadLettered(string topic, int partition, long offset, string group, int attempts, string error);

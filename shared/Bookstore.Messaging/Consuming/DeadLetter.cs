@@ -45,13 +45,47 @@ public sealed record DeadLetter(
             attempts,
             cloudEvent?.Id,
             cloudEvent?.Type,
-            DateTimeOffset.UtcNow);
+            DateTimeOffset.UtcNow)
+        {
+            ValueBytes = value?.LongLength,
+        };
     }
 
+    /// <summary>Set when <see cref="Value"/> holds only the start of the original value, which was
+    /// too large for a dead letter; the whole value is still at its topic, partition and offset.</summary>
+    public bool ValueTruncated { get; init; }
+
+    /// <summary>The original value's size in bytes.</summary>
+    public long? ValueBytes { get; init; }
+
     /// <summary>The record for the dead-letter topic, keyed like the original so a partition's
-    /// failures stay together.</summary>
-    public EventRecord ToRecord() =>
-        new(Id, Topics.DeadLetters.Name, Key ?? $"{Topic}-{Partition}", JsonSerializer.Serialize(this, EventSerializer.Options));
+    /// failures stay together. A value that would make the record larger than
+    /// <paramref name="maxBytes"/> (JSON escaping can multiply it by six) is cut to fit, and the
+    /// letter says so, rather than leaving a record no broker accepts.</summary>
+    public EventRecord ToRecord(int maxBytes = 1_000_000)
+    {
+        var key = Key ?? $"{Topic}-{Partition}";
+        // Room for the key and the record's framing.
+        var budget = maxBytes - Encoding.UTF8.GetByteCount(key) - 512;
+        var letter = this;
+        var json = JsonSerializer.Serialize(letter, EventSerializer.Options);
+        var size = Encoding.UTF8.GetByteCount(json);
+        while (size > budget && letter.Value is { Length: > 0 } value)
+        {
+            // Shrink in proportion to the overshoot (escaping is uneven, so repeat until it fits).
+            var keep = (int)Math.Max(0, Math.Min(value.Length - 1, (long)value.Length * (budget - 1024) / size));
+            if (keep > 0 && char.IsHighSurrogate(value[keep - 1]))
+            {
+                keep--;
+            }
+
+            letter = letter with { Value = value[..keep], ValueTruncated = true, };
+            json = JsonSerializer.Serialize(letter, EventSerializer.Options);
+            size = Encoding.UTF8.GetByteCount(json);
+        }
+
+        return new(Id, Topics.DeadLetters.Name, key, json);
+    }
 
     internal static string? StrictUtf8(byte[]? bytes)
     {

@@ -17,6 +17,14 @@ public sealed class ServiceDatabase : IDisposable
             topic TEXT NOT NULL,
             key TEXT NOT NULL,
             value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS outbox_parked (
+            seq INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            error TEXT NOT NULL,
+            parked_at TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS processed_events (
             event_id TEXT PRIMARY KEY,
             processed_at TEXT NOT NULL) WITHOUT ROWID;

@@ -1,5 +1,6 @@
 using Bookstore.Messaging;
 using Bookstore.Messaging.Consuming;
+using Bookstore.Messaging.Outbox;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Logging;
@@ -16,7 +17,8 @@ public static class TestService
         string databasePath,
         string schema,
         Action<ConsumerRegistration>? consumers,
-        Action<WebApplicationBuilder>? configure = null)
+        Action<WebApplicationBuilder>? configure = null,
+        IReadOnlyDictionary<string, string?>? settings = null)
     {
         var builder = WebApplication.CreateBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -25,9 +27,15 @@ public static class TestService
         builder.Configuration["Messaging:BootstrapServers"] = fixture.Connection.BootstrapServers;
         builder.Configuration["Messaging:BrokerVersion"] = fixture.Connection.BrokerVersion;
         builder.Configuration["Messaging:DatabasePath"] = databasePath;
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            builder.Configuration[key] = value;
+        }
+
         builder.AddMessaging(serviceName, schema, consumers);
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.MapOutboxApi();
         await app.StartAsync();
         return app;
     }

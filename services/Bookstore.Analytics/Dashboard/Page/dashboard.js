@@ -118,6 +118,18 @@ function renderTail(tail) {
   $("tail").tBodies[0].replaceChildren(...rows);
 }
 
+function renderProblems(problems) {
+  $("problem-counts").textContent = `${problems.deadLetters} dead letter(s), ${problems.parkedRows} parked outbox row(s) since this page's service started`;
+  $("problems").tBodies[0].replaceChildren(...problems.recent.map((p) =>
+    el("tr", { "data-kind": p.kind, class: p.kind === "outbox row parked" ? "parked" : null },
+      el("td", {}, time(p.at)),
+      el("td", {}, p.kind),
+      el("td", {}, p.who),
+      el("td", {}, p.where),
+      el("td", {}, p.key ?? "–"),
+      el("td", {}, p.error.length > 200 ? `${p.error.slice(0, 200)}…` : p.error))));
+}
+
 function renderBurst(burst) {
   if (!burst) return;
   $("start-burst").disabled = burst.running;
@@ -136,6 +148,7 @@ async function refresh() {
     renderRebalances(state.cluster.rebalances);
     renderFunnel(state.funnel);
     renderTail(state.tail);
+    renderProblems(state.problems);
     renderBurst(state.burst);
     $("updated").textContent = state.cluster.error ? `cluster: ${state.cluster.error}` : `updated ${time(state.cluster.at)}`;
   } catch (error) {
