@@ -52,6 +52,8 @@ public static class MessagingExtensions
 
             services.AddSingleton<ConsumerHost>();
             services.AddHostedService(sp => sp.GetRequiredService<ConsumerHost>());
+            services.AddSingleton<ProcessedEventsPruner>();
+            services.AddHostedService(sp => sp.GetRequiredService<ProcessedEventsPruner>());
         }
 
         return options;

@@ -35,6 +35,13 @@ public sealed class MessagingOptions
     /// default, below the brokers' own limit). A dead letter is truncated to fit.</summary>
     public int MaxMessageBytes { get; set; } = 1_000_000;
 
+    /// <summary>How long the ids of processed events are kept; unset: until Kafka has surely
+    /// deleted the events (see <see cref="Consuming.ProcessedEventsPruner.SafeHorizon"/>).</summary>
+    public TimeSpan? ProcessedEventsRetention { get; set; }
+
+    /// <summary>How often old processed-event ids are pruned.</summary>
+    public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>librdkafka producer properties that override the suite's (e.g.
     /// <c>Messaging:Producer:linger.ms</c>), for tuning and fault tests.</summary>
     public Dictionary<string, string> Producer { get; set; } = [];

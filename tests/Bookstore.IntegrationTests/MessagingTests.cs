@@ -80,6 +80,37 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
         Assert.Empty(TestClients.ReadToEnd(fixture.Connection, ns + Topics.DeadLetters.Name, Topics.DeadLetters.Partitions));
     }
 
+    [Fact]
+    public async Task Processed_event_ids_older_than_the_horizon_are_pruned_and_younger_ones_still_stop_a_redelivery()
+    {
+        var ns = await fixture.CreateNamespaceAsync("messaging-prune", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var horizon = TimeSpan.FromSeconds(3);
+        await using var app = await StartAsync(ns, new Dictionary<string, string?>
+        {
+            ["Messaging:ProcessedEventsRetention"] = horizon.ToString(),
+            ["Messaging:PruneInterval"] = "00:00:00.5",
+        });
+        var old = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-OLD"), "test");
+        await TestClients.ProduceAllAsync(fixture.Connection, ns + Topics.BookOrders.Name, [(old.Key, old.Value)]);
+        await WaitForHandledAsync(app, 1);
+        Assert.Equal([old.EventId], await QueryAsync<string>(app, "SELECT event_id FROM processed_events"));
+
+        // Once older than the horizon, its record goes; what the handler wrote stays.
+        Assert.True(
+            await Poll.UntilAsync(async _ => (await QueryAsync<long>(app, "SELECT count(*) FROM processed_events")).Single() == 0, TestClients.Deadline),
+            "the old record is pruned");
+        Assert.True(app.Services.GetRequiredService<ProcessedEventsPruner>().Pruned >= 1);
+        Assert.Equal(["ORD-OLD"], await QueryAsync<string>(app, "SELECT order_id FROM handled"));
+
+        // A young record still turns a re-delivery into a no-op.
+        var young = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-YOUNG"), "test");
+        var marker = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-YOUNG"), "test");
+        await TestClients.ProduceAllAsync(fixture.Connection, ns + Topics.BookOrders.Name, [(young.Key, young.Value), (young.Key, young.Value), (marker.Key, marker.Value)]);
+        // Same key, same partition: once the marker is handled, the duplicate before it was seen.
+        await WaitForHandledAsync(app, 3);
+        Assert.Equal(new[] { old.EventId, young.EventId, marker.EventId }.Order(), (await QueryAsync<string>(app, "SELECT event_id FROM handled")).Order());
+    }
+
     /// <summary>An outsider's garbage that escapes to more than the broker's limit as a dead letter
     /// (170 KB of '&lt;' is six times that as JSON) must not stop the outbox: the letter is cut to
     /// fit and says so, and what the consumer handles next is published.</summary>
@@ -152,7 +183,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
 
     private static OrderPlaced Placed(string orderId) => new(orderId, "customer-1", [new OrderLine("978-0-13-468599-1", 1, 10m)], 10m);
 
-    private Task<WebApplication> StartAsync(string ns) =>
+    private Task<WebApplication> StartAsync(string ns, IReadOnlyDictionary<string, string?>? settings = null) =>
         TestService.StartAsync(
             fixture,
             "messaging-test",
@@ -160,7 +191,8 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
             Path.Combine(_data.FullName, "messaging-test.db"),
             Schema,
             consumers => consumers.Handle<OrderPlaced, RecordingHandler>(),
-            builder => builder.Services.AddSingleton<RecordingHandler>());
+            builder => builder.Services.AddSingleton<RecordingHandler>(),
+            settings);
 
     private static async Task CommitAsync(WebApplication app, IEnumerable<OrderPlaced> events)
     {

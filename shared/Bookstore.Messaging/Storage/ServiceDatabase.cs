@@ -28,6 +28,7 @@ public sealed class ServiceDatabase : IDisposable
         CREATE TABLE IF NOT EXISTS processed_events (
             event_id TEXT PRIMARY KEY,
             processed_at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS processed_events_by_age ON processed_events (processed_at);
         CREATE TABLE IF NOT EXISTS relay_lease (
             name TEXT PRIMARY KEY,
             owner TEXT NOT NULL,
