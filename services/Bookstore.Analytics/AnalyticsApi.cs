@@ -5,6 +5,7 @@ using Bookstore.Contracts.Events;
 using Bookstore.Messaging;
 using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
+using Bookstore.ServiceDefaults;
 using Confluent.Kafka;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Data.Sqlite;
@@ -21,7 +22,7 @@ public static class AnalyticsApi
     {
         var analytics = app.MapGroup("/analytics").WithTags("Analytics");
         analytics.MapGet("/summary", GetSummary).WithSummary("Orders placed, confirmed, cancelled, revenue, top books, events per topic");
-        analytics.MapPost("/replay", Replay).WithSummary("Rebuild every figure by re-reading the retained log from the earliest offset");
+        analytics.MapPost("/replay", Replay).RequireAdminKey().WithSummary("Rebuild every figure by re-reading the retained log from the earliest offset (admin key)");
         return app;
     }
 

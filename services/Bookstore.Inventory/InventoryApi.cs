@@ -2,6 +2,7 @@ using Bookstore.Contracts;
 using Bookstore.Inventory.Data;
 using Bookstore.Inventory.Handlers;
 using Bookstore.Messaging.Storage;
+using Bookstore.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Data.Sqlite;
 using Outbox = Bookstore.Messaging.Outbox.Outbox;
@@ -17,7 +18,7 @@ public static class InventoryApi
         var books = app.MapGroup("/books").WithTags("Books");
         books.MapGet("/", ListBooks).WithSummary("Every book with its price, stock (still for sale) and reserved units");
         books.MapGet("/{isbn}", GetBook).WithSummary("One book");
-        books.MapPut("/{isbn}", UpdateBook).WithSummary("Change the price and/or restock; publishes to book-catalog-updates");
+        books.MapPut("/{isbn}", UpdateBook).RequireAdminKey().WithSummary("Change the price and/or restock; publishes to book-catalog-updates (admin key)");
         return app;
     }
 

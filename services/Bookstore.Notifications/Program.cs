@@ -6,6 +6,7 @@ using Bookstore.Notifications;
 using Bookstore.Notifications.Data;
 using Bookstore.Notifications.Handlers;
 using Bookstore.ServiceDefaults;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 if (HealthProbe.IsRequested(args))
 {
@@ -23,10 +24,33 @@ builder.Services.AddSingleton(new EmailSender(builder.Configuration.GetSection("
 
 var app = builder.Build();
 app.MapDefaultEndpoints();
-app.MapGet("/notifications", async (string? customerId, string? orderId, ServiceDatabase database, CancellationToken ct) =>
-{
-    await using var connection = await database.OpenAsync(ct);
-    return TypedResults.Ok(await NotificationStore.FindAsync(connection, customerId, orderId));
-}).WithTags("Notifications").WithSummary("Emails sent, by customer and/or order");
+app.MapGet("/notifications", FindNotifications)
+    .WithTags("Notifications")
+    .WithSummary("Emails sent, by customer and/or order; every customer's only with the admin key")
+    .ProducesProblem(StatusCodes.Status401Unauthorized)
+    .ProducesProblem(StatusCodes.Status403Forbidden);
 app.Run();
 return 0;
+
+// One customer's (or one order's) emails, as GET /orders?customerId= shows one customer's orders;
+// the list of every customer's emails is an operator's view and takes the admin key.
+static async Task<Results<Ok<List<Notification>>, ValidationProblem, ProblemHttpResult>> FindNotifications(
+    string? customerId, string? orderId, HttpContext http, ServiceDatabase database, CancellationToken ct)
+{
+    var unfiltered = string.IsNullOrEmpty(customerId) && string.IsNullOrEmpty(orderId);
+    if (unfiltered && !http.Request.Headers.ContainsKey(AdminKey.HeaderName))
+    {
+        return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+        {
+            ["customerId"] = [$"Give ?customerId= or ?orderId= (every customer's notifications need the admin key in {AdminKey.HeaderName})."],
+        });
+    }
+
+    if (unfiltered && AdminKey.Refusal(http) is { } refusal)
+    {
+        return refusal;
+    }
+
+    await using var connection = await database.OpenAsync(ct);
+    return TypedResults.Ok(await NotificationStore.FindAsync(connection, customerId, orderId));
+}

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Storage;
 using Bookstore.Orders.Data;
@@ -18,7 +19,6 @@ public static class OrdersApi
 {
     public const int MaxLines = 50;
     public const int MaxQuantity = 100;
-    private const int MaxIdLength = 100;
 
     public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
     {
@@ -63,11 +63,12 @@ public static class OrdersApi
         var requestHash = Hash(request);
 
         // The idempotency check and the insert share one transaction: two retries of one request
-        // cannot both create an order.
+        // cannot both create an order. Keys are the customer's own: another customer who happens to
+        // send the same key places an order of their own and learns nothing about this one.
         var (placed, earlier) = await database.WriteAsync(
             async transaction =>
             {
-                if (idempotencyKey is not null && await OrderStore.IdempotencyKeyAsync(transaction, idempotencyKey) is { } earlier)
+                if (idempotencyKey is not null && await OrderStore.IdempotencyKeyAsync(transaction, order.CustomerId, idempotencyKey) is { } earlier)
                 {
                     return ((Order?)null, earlier);
                 }
@@ -75,7 +76,7 @@ public static class OrdersApi
                 var placed = await OrderStore.InsertAsync(transaction, order);
                 if (idempotencyKey is not null)
                 {
-                    await OrderStore.AddIdempotencyKeyAsync(transaction, idempotencyKey, order.Id, requestHash);
+                    await OrderStore.AddIdempotencyKeyAsync(transaction, order.CustomerId, idempotencyKey, order.Id, requestHash);
                 }
 
                 await outbox.AddAsync(transaction, new OrderPlaced(order.Id, order.CustomerId, order.Lines, order.Total));
@@ -89,12 +90,14 @@ public static class OrdersApi
             return TypedResults.Accepted($"/orders/{placed.Id}", placed);
         }
 
+        // 422 as the IETF Idempotency-Key draft answers a key reused for another payload; the answer
+        // names neither the first order nor what it held.
         if (earlier!.RequestHash != requestHash)
         {
             return TypedResults.Problem(
-                statusCode: StatusCodes.Status409Conflict,
+                statusCode: StatusCodes.Status422UnprocessableEntity,
                 title: "Idempotency key reused",
-                detail: $"The key {idempotencyKey} was first used for a different request (order {earlier.OrderId}).");
+                detail: "This Idempotency-Key was already used for a different order request; send a new key for a new order.");
         }
 
         http.Response.Headers["Idempotent-Replayed"] = "true";
@@ -133,9 +136,10 @@ public static class OrdersApi
     private static Dictionary<string, string[]> Validate(PlaceOrderRequest request, string? idempotencyKey)
     {
         var errors = new Dictionary<string, string[]>();
-        if (string.IsNullOrWhiteSpace(request.CustomerId) || request.CustomerId.Length > MaxIdLength)
+        // The id ends up in an email address: nothing that could add a header or a recipient passes.
+        if (!CustomerIds.IsValid(request.CustomerId))
         {
-            errors["customerId"] = [$"A customer id of 1 to {MaxIdLength} characters is required."];
+            errors["customerId"] = [$"A customer id is {CustomerIds.Rule}."];
         }
 
         if (idempotencyKey is not null && (idempotencyKey.Length is 0 or > 200))

@@ -1,6 +1,7 @@
 using Bookstore.Messaging.Storage;
 using Bookstore.Payments.Data;
 using Bookstore.Payments.Gateway;
+using Bookstore.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Bookstore.Payments;
@@ -10,7 +11,8 @@ public static class PaymentsApi
     public static IEndpointRouteBuilder MapPaymentsApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/payments/{orderId}", GetPayment).WithTags("Payments").WithSummary("The payment of an order");
-        var admin = app.MapGroup("/admin/gateway").WithTags("Admin");
+        // The whole group: its settings say how to make payments fail, which is nobody else's business.
+        var admin = app.MapGroup("/admin/gateway").WithTags("Admin").RequireAdminKey();
         admin.MapGet("/", (SimulatedGateway gateway) => TypedResults.Ok(gateway.Settings)).WithSummary("The simulated gateway's failure rate and latency");
         admin.MapPut("/", SetGateway).WithSummary("Change the simulated gateway's failure rate (0..1) and latency (ms) at run time");
         return app;

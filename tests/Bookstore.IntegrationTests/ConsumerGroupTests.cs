@@ -113,7 +113,8 @@ public sealed class ConsumerGroupTests(KafkaClusterFixture fixture)
 
             var sent = Numbered(60).ToList();
             await TestClients.ProduceAllAsync(fixture.Connection, topic, sent);
-            await Poll.UntilAsync(() => received.Values.Sum(r => r.Count) >= sent.Count, TestClients.Deadline);
+            var all = await Poll.UntilAsync(() => received.Values.Sum(r => r.Count) >= sent.Count, TestClients.Deadline);
+            Assert.True(all, $"the members received {received.Values.Sum(r => r.Count)} of {sent.Count} messages");
 
             Assert.Equal(sent.Select(m => m.Value).Order(), received.Values.SelectMany(r => r).Order());
             var idle = assignments.Single(a => a.Value.Count == 0).Key;

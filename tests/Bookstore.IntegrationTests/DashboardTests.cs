@@ -62,6 +62,22 @@ public sealed class DashboardTests(KafkaClusterFixture fixture)
         var order = await suite.Orders.GetFromJsonAsync<JsonElement>($"/orders/{orderId}");
         Assert.Equal("Confirmed", order.GetProperty("status").GetString());
 
+        // A burst is bulk: the page asks for the admin key, says when it is wrong, and starts the
+        // burst once it is right. The key is never part of the page.
+        await page.Locator("#burst-size").FillAsync("3");
+        await page.Locator("#start-burst").ClickAsync();
+        await Expect(page.Locator("#admin-key")).ToBeVisibleAsync();
+        await Expect(page.Locator("#order-result [data-admin-key-needed]")).ToContainTextAsync("admin key");
+        await page.Locator("#admin-key").FillAsync("not-the-admin-key");
+        await page.Locator("#start-burst").ClickAsync();
+        await Expect(page.Locator("#order-result [data-admin-key-needed]")).ToContainTextAsync("401");
+        await Expect(page.Locator("#funnel [data-stage='placed']")).ToHaveAttributeAsync("data-count", "1");
+        await page.Locator("#admin-key").FillAsync(suite.AdminKey);
+        await page.Locator("#start-burst").ClickAsync();
+        await Expect(page.Locator("#admin-key")).ToBeHiddenAsync();
+        await Expect(page.Locator("#funnel [data-stage='placed']")).ToHaveAttributeAsync("data-count", "4");
+        Assert.DoesNotContain(suite.AdminKey, await page.ContentAsync(), StringComparison.Ordinal);
+
         // A second inventory instance joins: the page shows the rebalance and the new split.
         var second = await suite.StartAnotherInstanceAsync("Inventory");
         var first = $"{ConsumerGroups.Inventory}-{suite["Inventory"].Pid}";

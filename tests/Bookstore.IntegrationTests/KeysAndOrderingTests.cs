@@ -24,11 +24,17 @@ public sealed class KeysAndOrderingTests(KafkaClusterFixture fixture)
         Assert.All(partitionOf, kv => Assert.Single(kv.Value));
         Assert.True(partitionOf.Values.Select(p => p[0]).Distinct().Count() > 1, "twelve keys spread over more than one partition");
 
+        // Read back from the brokers, not from the producer's reports: each key's records sit on the
+        // one partition its deliveries named, at the offsets they named, in the order sent.
         var read = TestClients.ReadToEnd(fixture.Connection, topic, Partitions);
+        Assert.Equal(sent.Count, read.Count);
         foreach (var order in orders)
         {
             var ofOrder = read.Where(r => r.Message.Key == order).ToList();
+            var delivered = deliveries.Where(d => d.Message.Key == order).ToList();
+            Assert.Equal([partitionOf[order][0]], ofOrder.Select(r => r.Partition.Value).Distinct());
             Assert.Equal(Enumerable.Range(0, 25).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)), ofOrder.Select(r => r.Message.Value));
+            Assert.Equal(delivered.Select(d => d.Offset.Value), ofOrder.Select(r => r.Offset.Value));
             Assert.True(ofOrder.Select(r => r.Offset.Value).SequenceEqual(ofOrder.Select(r => r.Offset.Value).Order()), $"offsets of {order} increase");
         }
     }
@@ -47,10 +53,21 @@ public sealed class KeysAndOrderingTests(KafkaClusterFixture fixture)
 
         var config = KafkaClientConfigs.Producer(fixture.Connection, "acks-test");
         Assert.Equal(Acks.All, config.Acks);
-        var deliveries = await TestClients.ProduceAllAsync(fixture.Connection, topic, Enumerable.Range(0, 100).Select(i => ($"k{i}", $"v{i}")));
+        var sent = Enumerable.Range(0, 100).Select(i => ($"k{i}", $"v{i}")).ToList();
+        var deliveries = await TestClients.ProduceAllAsync(fixture.Connection, topic, sent);
 
         Assert.All(deliveries, d => Assert.Equal(PersistenceStatus.Persisted, d.Status));
-        Assert.Equal(100, TestClients.ReadToEnd(fixture.Connection, topic, 3).Count);
+
+        // Acknowledged means in the log: every record is read back from the partition and offset
+        // its acknowledgement gave, with the key and value sent, and nothing else is there.
+        var read = TestClients.ReadToEnd(fixture.Connection, topic, 3).ToDictionary(r => (r.Partition.Value, r.Offset.Value));
+        Assert.Equal(sent.Count, read.Count);
+        for (var i = 0; i < sent.Count; i++)
+        {
+            var at = (deliveries[i].Partition.Value, deliveries[i].Offset.Value);
+            Assert.True(read.TryGetValue(at, out var record), $"{sent[i]} acknowledged at {at} is in the log");
+            Assert.Equal(sent[i], (record!.Message.Key, record.Message.Value));
+        }
     }
 
     [Fact]

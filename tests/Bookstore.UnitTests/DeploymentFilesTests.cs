@@ -133,7 +133,7 @@ public sealed partial class DeploymentFilesTests
         var orderService = documents.Single(d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == "order-service");
         var servicePort = (string)Map(List(Map(orderService["spec"])["ports"])[0])["port"];
         var analytics = documents.Single(d => (string)d["kind"] == "Deployment" && (string)Map(d["metadata"])["name"] == "analytics-service");
-        var environment = List(Map(List(Map(Map(Map(analytics["spec"])["template"])["spec"])["containers"]).Single())["env"]).Select(Map).ToDictionary(e => (string)e["name"], e => (string)e["value"]);
+        var environment = Values(Map(List(Map(Map(Map(analytics["spec"])["template"])["spec"])["containers"]).Single()));
         Assert.Equal(servicePort == "80" ? "http://order-service" : $"http://order-service:{servicePort}", environment["Dashboard__OrdersUrl"]);
     }
 
@@ -178,9 +178,39 @@ public sealed partial class DeploymentFilesTests
             var container = Map(List(Map(Map(Map(deployment["spec"])["template"])["spec"])["containers"]).Single());
             Assert.Equal("/health/ready", Map(Map(container["readinessProbe"])["httpGet"])["path"]);
             Assert.Equal("/health/live", Map(Map(container["livenessProbe"])["httpGet"])["path"]);
-            var environment = List(container["env"]).Select(Map).ToDictionary(e => (string)e["name"], e => (string)e["value"]);
+            var environment = Values(container);
             Assert.Equal(bootstrap, environment["KAFKA_BOOTSTRAP_SERVERS"]);
             Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == name);
+        }
+    }
+
+    [Fact]
+    public void Compose_requires_the_admin_key_from_the_environment_and_holds_none()
+    {
+        var services = Map(Compose()["services"]);
+        foreach (var name in ServiceNames)
+        {
+            // ${VAR:?message}: compose refuses to start without it; no default value to fall back on.
+            Assert.Equal("${BOOKSTORE_ADMIN_KEY:?set BOOKSTORE_ADMIN_KEY}", Map(Map(services[name])["environment"])["Admin__ApiKey"]);
+        }
+    }
+
+    [Fact]
+    public void Kubernetes_takes_the_admin_key_from_a_secret_that_is_not_committed()
+    {
+        var documents = Directory.GetFiles(Path.Combine(Root, "deploy", "k8s"), "*.yaml")
+            .SelectMany(f => Documents(Path.GetRelativePath(Root, f)))
+            .ToList();
+        Assert.DoesNotContain(documents, d => (string)d["kind"] == "Secret");
+
+        foreach (var name in ServiceNames)
+        {
+            var deployment = documents.Single(d => (string)d["kind"] == "Deployment" && (string)Map(d["metadata"])["name"] == name);
+            var container = Map(List(Map(Map(Map(deployment["spec"])["template"])["spec"])["containers"]).Single());
+            var adminKey = List(container["env"]).Select(Map).Single(e => (string)e["name"] == "Admin__ApiKey");
+            Assert.False(adminKey.ContainsKey("value"), $"{name}: the admin key is not written in the manifest");
+            var secret = Map(Map(adminKey["valueFrom"])["secretKeyRef"]);
+            Assert.Equal(("bookstore-admin", "api-key"), ((string)secret["name"], (string)secret["key"]));
         }
     }
 
@@ -223,6 +253,10 @@ public sealed partial class DeploymentFilesTests
 
         return documents;
     }
+
+    /// <summary>A container's plain environment values; those taken from a Secret have none here.</summary>
+    private static Dictionary<string, string> Values(Dictionary<string, object> container) =>
+        List(container["env"]).Select(Map).Where(e => e.ContainsKey("value")).ToDictionary(e => (string)e["name"], e => (string)e["value"]);
 
     private static Dictionary<string, object> Map(object value) =>
         ((Dictionary<object, object>)value).ToDictionary(kv => (string)kv.Key, kv => kv.Value);

@@ -226,10 +226,20 @@ internal static class LoadCommand
         if (restock)
         {
             // Every book, whatever earlier runs left of it: a drained store would cancel every order.
+            // Restocking is an admin action: the key ./bookstore up generated for this data folder.
+            var adminKey = AdminKeyFile.Require(Path.Combine(RepositoryRoot.Find(), ".bookstore"));
             foreach (var isbn in all)
             {
-                using var response = await http.PutAsJsonAsync(new Uri($"http://127.0.0.1:5200/books/{isbn}"), new { restock = Math.Min(10_000, count) }, cancellationToken);
-                response.EnsureSuccessStatusCode();
+                using var request = new HttpRequestMessage(HttpMethod.Put, new Uri($"http://127.0.0.1:5200/books/{isbn}"))
+                {
+                    Content = JsonContent.Create(new { restock = Math.Min(10_000, count) }),
+                };
+                request.Headers.Add("X-Api-Key", adminKey);
+                using var response = await http.SendAsync(request, cancellationToken);
+                if (!response.IsSuccessStatusCode)
+                {
+                    throw new LocalKafkaException($"Restocking {isbn}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync(cancellationToken)}");
+                }
             }
 
             return all;

@@ -31,10 +31,15 @@ internal sealed class LocalSuite(string root, Action<string> report)
 
     private string Home => Path.Combine(root, ".bookstore");
 
+    /// <summary>This data folder's admin key, given to every instance started here.</summary>
+    private string AdminKey => field ??= AdminKeyFile.LoadOrCreate(Home);
+
     public string LogFile(ServiceSpec service, int instance) => Path.Combine(Home, "logs", $"{service.Name}-{instance}.log");
 
     public async Task UpAsync(CancellationToken cancellationToken)
     {
+        // The key exists once `up` has run, even when every service was already running.
+        _ = AdminKey;
         await BuildAsync(cancellationToken);
         await LocalKafkaCluster.ForRepository(root, report).UpAsync(cancellationToken);
 
@@ -151,6 +156,11 @@ internal sealed class LocalSuite(string root, Action<string> report)
         Console.WriteLine($"  Dashboard (topics, groups, rebalances, the funnel, a live tail): http://127.0.0.1:{PortOf(ServiceSpec.Find("analytics"), 1)}/");
         Console.WriteLine("  Try: curl -s -X POST http://127.0.0.1:5100/orders -H 'content-type: application/json' \\");
         Console.WriteLine("         -d '{\"customerId\":\"alice\",\"lines\":[{\"isbn\":\"978-1-4920-4346-3\",\"quantity\":1}]}'");
+        var keyFile = Path.GetRelativePath(root, AdminKeyFile.PathIn(Home));
+        Console.WriteLine();
+        Console.WriteLine($"  Admin key (header X-Api-Key; PUT /books, /admin/gateway, POST /analytics/replay, the dashboard's burst): {keyFile} (mode 0600)");
+        Console.WriteLine($"  Try: curl -s -X PUT http://127.0.0.1:5300/admin/gateway -H \"X-Api-Key: $(cat {keyFile})\" \\");
+        Console.WriteLine("         -H 'content-type: application/json' -d '{\"failureRate\":0.5,\"latencyMs\":20}'");
     }
 
     public IEnumerable<(int Instance, int Pid)> Instances(ServiceSpec service)
@@ -190,6 +200,7 @@ internal sealed class LocalSuite(string root, Action<string> report)
             {
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
                 ["BOOKSTORE_HOME"] = root,
+                ["Admin__ApiKey"] = AdminKey,
                 // Workstation GC: a small service on a small machine.
                 ["DOTNET_gcServer"] = "0",
             });

@@ -2,6 +2,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using Bookstore.Analytics.Data;
 using Bookstore.Messaging.Storage;
+using Bookstore.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.FileProviders;
 
@@ -51,8 +52,9 @@ public static class DashboardApi
         var dashboard = app.MapGroup("/dashboard").WithTags("Dashboard");
         dashboard.MapGet("/state", GetState).WithSummary("Brokers, topics, groups, rebalances, the funnel, the live tail and throughput");
         dashboard.MapGet("/books", GetBooks).WithSummary("The catalog as read from book-catalog-updates");
+        // One order is what any customer may place; a burst of thousands is bulk, so it takes the admin key.
         dashboard.MapPost("/orders", PlaceOrder).WithSummary("Place one order through the Order Service");
-        dashboard.MapPost("/burst", StartBurst).WithSummary("Place N orders through the Order Service, in the background");
+        dashboard.MapPost("/burst", StartBurst).RequireAdminKey().WithSummary("Place N orders through the Order Service, in the background (admin key)");
         return app;
     }
 

@@ -60,10 +60,15 @@ public static class OrderStore
             partition INTEGER,
             offset INTEGER);
         CREATE INDEX IF NOT EXISTS order_history_by_order ON order_history (order_id, seq);
-        CREATE TABLE IF NOT EXISTS idempotency_keys (
-            key TEXT PRIMARY KEY,
+        -- Keys were once global (one customer's key could answer with another's order): scoped
+        -- per customer since, and the old table, whose keys only mattered for a retry, is gone.
+        DROP TABLE IF EXISTS idempotency_keys;
+        CREATE TABLE IF NOT EXISTS customer_idempotency_keys (
+            customer_id TEXT NOT NULL,
+            key TEXT NOT NULL,
             order_id TEXT NOT NULL,
-            request_hash TEXT NOT NULL) WITHOUT ROWID;
+            request_hash TEXT NOT NULL,
+            PRIMARY KEY (customer_id, key)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS catalog (
             isbn TEXT PRIMARY KEY,
             title TEXT NOT NULL,
@@ -160,14 +165,16 @@ public static class OrderStore
             new { before = before.ToString("O"), now = DateTimeOffset.UtcNow.ToString("O"), limit },
             transaction)];
 
-    public static Task<IdempotencyRecord?> IdempotencyKeyAsync(SqliteTransaction transaction, string key) =>
+    public static Task<IdempotencyRecord?> IdempotencyKeyAsync(SqliteTransaction transaction, string customerId, string key) =>
         transaction.Connection!.QuerySingleOrDefaultAsync<IdempotencyRecord?>(
-            "SELECT order_id AS OrderId, request_hash AS RequestHash FROM idempotency_keys WHERE key = @key", new { key }, transaction);
+            "SELECT order_id AS OrderId, request_hash AS RequestHash FROM customer_idempotency_keys WHERE customer_id = @customerId AND key = @key",
+            new { customerId, key },
+            transaction);
 
-    public static Task AddIdempotencyKeyAsync(SqliteTransaction transaction, string key, string orderId, string requestHash) =>
+    public static Task AddIdempotencyKeyAsync(SqliteTransaction transaction, string customerId, string key, string orderId, string requestHash) =>
         transaction.Connection!.ExecuteAsync(
-            "INSERT INTO idempotency_keys (key, order_id, request_hash) VALUES (@key, @orderId, @requestHash)",
-            new { key, orderId, requestHash },
+            "INSERT INTO customer_idempotency_keys (customer_id, key, order_id, request_hash) VALUES (@customerId, @key, @orderId, @requestHash)",
+            new { customerId, key, orderId, requestHash },
             transaction);
 
     public static async Task<Dictionary<string, CatalogEntry>> CatalogAsync(SqliteConnection connection, IEnumerable<string> isbns, SqliteTransaction? transaction = null) =>

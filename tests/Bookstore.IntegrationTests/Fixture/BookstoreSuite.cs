@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Security.Cryptography;
 using Bookstore.Messaging;
 
 namespace Bookstore.IntegrationTests.Fixture;
@@ -25,6 +26,11 @@ public sealed class BookstoreSuite : IAsyncDisposable
     }
 
     public string Namespace { get; }
+
+    /// <summary>The admin key of this run, given to every service (<c>Admin__ApiKey</c>) and sent in
+    /// <c>X-Api-Key</c> by every service's <see cref="ServiceProcess.Http"/>; <see cref="ServiceProcess.HttpWithoutKey"/>
+    /// sends none.</summary>
+    public string AdminKey { get; } = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
 
     public string DataDirectory => _data.FullName;
 
@@ -57,10 +63,11 @@ public sealed class BookstoreSuite : IAsyncDisposable
     }
 
     /// <summary>Starts one more instance of the service on the same database and group: the group
-    /// rebalances and the instances split the partitions.</summary>
-    public async Task<ServiceProcess> StartAnotherInstanceAsync(string name)
+    /// rebalances and the instances split the partitions. <paramref name="environment"/> overrides
+    /// the suite's settings for this instance (e.g. no admin key).</summary>
+    public async Task<ServiceProcess> StartAnotherInstanceAsync(string name, IReadOnlyDictionary<string, string?>? environment = null)
     {
-        var instance = Launch(name, instance: _extraInstances.Count(s => s.Name == name) + 2);
+        var instance = Launch(name, instance: _extraInstances.Count(s => s.Name == name) + 2, overrides: environment);
         _extraInstances.Add(instance);
         await instance.WaitReadyAsync();
         return instance;
@@ -95,7 +102,7 @@ public sealed class BookstoreSuite : IAsyncDisposable
         }
     }
 
-    private ServiceProcess Launch(string name, int? port = null, int instance = 1)
+    private ServiceProcess Launch(string name, int? port = null, int instance = 1, IReadOnlyDictionary<string, string?>? overrides = null)
     {
         var connection = _fixture.Connection;
         var environment = new Dictionary<string, string?>
@@ -104,14 +111,20 @@ public sealed class BookstoreSuite : IAsyncDisposable
             ["Messaging__BootstrapServers"] = connection.BootstrapServers,
             ["Messaging__BrokerVersion"] = connection.BrokerVersion,
             ["Messaging__DatabasePath"] = Path.Combine(_data.FullName, $"{name.ToLowerInvariant()}.db"),
+            ["Admin__ApiKey"] = AdminKey,
         };
         if (name == "Analytics" && _services.TryGetValue("Orders", out var orders))
         {
             environment["Dashboard__OrdersUrl"] = orders.Http.BaseAddress!.ToString();
         }
 
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string?>())
+        {
+            environment[key] = value;
+        }
+
         var log = Path.Combine(_data.FullName, instance == 1 ? $"{name.ToLowerInvariant()}.log" : $"{name.ToLowerInvariant()}-{instance}.log");
-        return ServiceProcess.Start(name, port ?? FreePort(), environment, log);
+        return ServiceProcess.Start(name, port ?? FreePort(), environment, log, AdminKey);
     }
 
     private static int FreePort()
@@ -128,13 +141,15 @@ public sealed class ServiceProcess : IDisposable
     private readonly Process _process;
     private readonly StreamWriter _log;
 
-    private ServiceProcess(string name, int port, Process process, StreamWriter log)
+    private ServiceProcess(string name, int port, Process process, StreamWriter log, string adminKey)
     {
         Name = name;
         Port = port;
         _process = process;
         _log = log;
         Http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(30) };
+        Http.DefaultRequestHeaders.Add("X-Api-Key", adminKey);
+        HttpWithoutKey = new HttpClient { BaseAddress = Http.BaseAddress, Timeout = Http.Timeout };
     }
 
     public string Name { get; }
@@ -143,11 +158,15 @@ public sealed class ServiceProcess : IDisposable
 
     public int Pid => _process.Id;
 
+    /// <summary>Sends the suite's admin key with every request.</summary>
     public HttpClient Http { get; }
+
+    /// <summary>As a customer calls: no admin key.</summary>
+    public HttpClient HttpWithoutKey { get; }
 
     public string LogFile { get; private init; } = string.Empty;
 
-    public static ServiceProcess Start(string name, int port, IReadOnlyDictionary<string, string?> environment, string logFile)
+    public static ServiceProcess Start(string name, int port, IReadOnlyDictionary<string, string?> environment, string logFile, string adminKey)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -169,7 +188,7 @@ public sealed class ServiceProcess : IDisposable
         process.ErrorDataReceived += (_, e) => Write(log, e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new ServiceProcess(name, port, process, log) { LogFile = logFile };
+        return new ServiceProcess(name, port, process, log, adminKey) { LogFile = logFile };
     }
 
     public async Task WaitReadyAsync()
@@ -232,6 +251,7 @@ public sealed class ServiceProcess : IDisposable
     public void Dispose()
     {
         Http.Dispose();
+        HttpWithoutKey.Dispose();
         _process.Dispose();
         lock (_log)
         {

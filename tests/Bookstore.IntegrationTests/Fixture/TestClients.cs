@@ -25,17 +25,18 @@ public static class TestClients
         return await Task.WhenAll(deliveries);
     }
 
-    /// <summary>Reads every partition of <paramref name="topic"/> from the start to its current end,
-    /// without a group (nothing is committed); nobody else may write to it meanwhile.</summary>
+    /// <summary>Reads every partition of <paramref name="topic"/> from its earliest retained offset
+    /// to its current end, without a group (nothing is committed); later writes are left out.</summary>
     public static List<ConsumeResult<string, string>> ReadToEnd(KafkaConnection connection, string topic, int partitions)
     {
         using var consumer = Consumer(connection, "unused-assign-only");
-        var ends = Enumerable.Range(0, partitions)
+        var marks = Enumerable.Range(0, partitions)
             .Select(p => new TopicPartition(topic, p))
-            .ToDictionary(tp => tp, tp => consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)).High.Value);
-        consumer.Assign(ends.Keys.Select(tp => new TopicPartitionOffset(tp, Offset.Beginning)));
-        var read = ConsumeAtLeast(consumer, (int)ends.Values.Sum());
-        return [.. read.Where(r => r.Offset.Value < ends[r.TopicPartition])];
+            .ToDictionary(tp => tp, tp => consumer.QueryWatermarkOffsets(tp, TimeSpan.FromSeconds(10)));
+        consumer.Assign(marks.Keys.Select(tp => new TopicPartitionOffset(tp, Offset.Beginning)));
+        // What is there is high - low: a partition whose head retention has deleted starts above 0.
+        var read = ConsumeAtLeast(consumer, (int)marks.Values.Sum(m => m.High.Value - m.Low.Value));
+        return [.. read.Where(r => r.Offset.Value < marks[r.TopicPartition].High.Value)];
     }
 
     /// <summary>Consumes until <paramref name="count"/> messages arrived, or fails at the deadline.</summary>

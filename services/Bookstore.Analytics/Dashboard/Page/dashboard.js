@@ -194,14 +194,40 @@ $("order-form").addEventListener("submit", async (event) => {
   }
 });
 
+// The admin key: typed in by the user when a burst needs it and kept for this tab only
+// (sessionStorage), never written into the page or sent anywhere but the X-Api-Key header.
+const adminKeyStorage = "bookstore-admin-key";
+
+function askForAdminKey(message) {
+  sessionStorage.removeItem(adminKeyStorage);
+  $("admin-key-field").hidden = false;
+  $("admin-key").value = "";
+  $("admin-key").focus();
+  $("order-result").replaceChildren(el("span", { class: "down", "data-admin-key-needed": true }, message));
+}
+
 $("burst-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  const typed = $("admin-key").value.trim();
+  const key = typed || sessionStorage.getItem(adminKeyStorage);
+  if (!key) {
+    askForAdminKey("A burst needs the admin key (./bookstore up wrote it to .bookstore/admin-key): enter it and start again.");
+    return;
+  }
   const response = await fetch("dashboard/burst", {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", "X-Api-Key": key },
     body: JSON.stringify({ orders: Number($("burst-size").value) }),
   });
-  if (!response.ok) $("order-result").replaceChildren(el("span", { class: "down" }, problemText(await response.json())));
+  if (response.status === 401 || response.status === 403) {
+    askForAdminKey(`${response.status}: ${problemText(await response.json())}`);
+    return;
+  }
+  sessionStorage.setItem(adminKeyStorage, key);
+  $("admin-key").value = "";
+  $("admin-key-field").hidden = true;
+  if (response.ok) $("order-result").replaceChildren(`Burst of ${$("burst-size").value} orders started.`);
+  else $("order-result").replaceChildren(el("span", { class: "down" }, problemText(await response.json())));
 });
 
 loadBooks();
