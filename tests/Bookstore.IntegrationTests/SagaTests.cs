@@ -39,33 +39,50 @@ public sealed class SagaTests(KafkaClusterFixture fixture)
     }
 
     [Fact]
-    public async Task Unparseable_and_unknown_messages_are_dead_lettered_and_the_consumers_carry_on()
+    public async Task Unparseable_unknown_and_oversized_messages_are_dead_lettered_and_orders_placed_after_them_confirm()
     {
         await using var suite = await BookstoreSuite.StartAsync(fixture, "poison");
         var unknown = JsonSerializer.Serialize(new { specversion = "1.0", id = $"evt-{Guid.NewGuid()}", source = "test", type = "bookstore.order.teleported.v9", data = new { } });
-        var sent = await TestClients.ProduceAllAsync(fixture.Connection, suite.Namespace + Topics.BookOrders.Name, [("ORD-POISON", "\u0001 not json at all"), ("ORD-POISON", unknown)]);
+        // 170 KB of '<' is over 1 MB as a JSON-escaped dead letter: more than a broker accepts.
+        var oversized = new string('<', 170_000);
+        var sent = await TestClients.ProduceAllAsync(fixture.Connection, suite.Namespace + Topics.BookOrders.Name, [("ORD-POISON", "\u0001 not json at all"), ("ORD-POISON", unknown), ("ORD-POISON", oversized)]);
 
-        var order = await PlaceAsync(suite, "after-poison", [(Plentiful[0], 1)]);
-        var final = await WaitTerminalAsync(suite, [order]);
-        Assert.Equal("Confirmed", final[order].Status);
+        var orders = new List<string>();
+        for (var i = 0; i < 10; i++)
+        {
+            orders.Add(await PlaceAsync(suite, $"after-poison-{i}", [(Plentiful[i % Plentiful.Length], 1)]));
+        }
+
+        var final = await WaitTerminalAsync(suite, orders);
+        Assert.All(orders, o => Assert.Equal("Confirmed", final[o].Status));
 
         // Every group reading book-orders (Inventory, Payment, Notification, Analytics) dead-letters both.
         List<DeadLetter> letters = [];
-        await Poll.UntilAsync(
-            () =>
-            {
-                letters = [.. TestClients.ReadToEnd(fixture.Connection, suite.Namespace + Topics.DeadLetters.Name, Topics.DeadLetters.Partitions)
-                    .Select(r => JsonSerializer.Deserialize<DeadLetter>(r.Message.Value, EventSerializer.Options)!)];
-                return letters.Count >= 8;
-            },
-            TestClients.Deadline,
-            TimeSpan.FromMilliseconds(500));
+        Assert.True(
+            await Poll.UntilAsync(
+                () =>
+                {
+                    letters = [.. TestClients.ReadToEnd(fixture.Connection, suite.Namespace + Topics.DeadLetters.Name, Topics.DeadLetters.Partitions)
+                        .Select(r => JsonSerializer.Deserialize<DeadLetter>(r.Message.Value, EventSerializer.Options)!)];
+                    return letters.Count >= 12;
+                },
+                TestClients.Deadline,
+                TimeSpan.FromMilliseconds(500)),
+            $"12 dead letters (3 messages, 4 groups); saw {letters.Count}");
         var groups = new[] { ConsumerGroups.Inventory, ConsumerGroups.Payments, ConsumerGroups.Notifications, ConsumerGroups.Analytics }.Select(g => suite.Namespace + g).Order().ToList();
         foreach (var delivery in sent)
         {
             var forMessage = letters.Where(l => l.Partition == delivery.Partition.Value && l.Offset == delivery.Offset.Value).ToList();
             Assert.Equal(groups, forMessage.Select(l => l.Group).Order());
             Assert.All(forMessage, l => Assert.Equal(Topics.BookOrders.Name, l.Topic));
+        }
+
+        // The oversized one's letters carry the start of its value and say so; nothing was parked.
+        Assert.All(letters.Where(l => l.Offset == sent[2].Offset.Value), l => Assert.True(l.ValueTruncated && l.ValueBytes == oversized.Length, $"{l.Group}: truncated"));
+        foreach (var service in new[] { "Inventory", "Payments", "Notifications", "Analytics", "Orders" })
+        {
+            var outbox = await suite[service].GetAsync<Bookstore.Messaging.Outbox.OutboxStatus>("/outbox");
+            Assert.Equal(0, outbox.Parked);
         }
     }
 

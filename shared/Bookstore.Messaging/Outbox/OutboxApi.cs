@@ -31,7 +31,7 @@ public static class OutboxApi
             "SELECT (SELECT count(*) FROM outbox), (SELECT count(*) FROM outbox_parked)");
         var parked = await connection.QueryAsync<ParkedRecord>(
             """
-            SELECT seq AS Seq, event_id AS EventId, topic AS Topic, key AS Key, length(CAST(value AS BLOB)) AS ValueLength, error AS Error, parked_at AS ParkedAt
+            SELECT seq AS Seq, event_id AS EventId, topic AS Topic, key AS Key, value_bytes AS ValueLength, error AS Error, parked_at AS ParkedAt
             FROM outbox_parked ORDER BY seq DESC LIMIT 20
             """);
         return new OutboxStatus(counts.Pending, counts.Parked, relayActiveHere, [.. parked.Select(p => p.ToParkedRow())]);

@@ -293,14 +293,14 @@ public sealed partial class OutboxRelay(
                 {
                     foreach (var (row, error) in parked.Select(p => (p.Row, p.Error!)))
                     {
+                        var size = System.Text.Encoding.UTF8.GetByteCount(row.Value);
                         await t.Connection!.ExecuteAsync(
                             """
-                            INSERT OR REPLACE INTO outbox_parked (seq, event_id, topic, key, value, error, parked_at)
-                            SELECT seq, event_id, topic, key, value, @Error, @at FROM outbox WHERE seq = @Seq
+                            INSERT OR REPLACE INTO outbox_parked (seq, event_id, topic, key, value, value_bytes, error, parked_at)
+                            SELECT seq, event_id, topic, key, value, @size, @Error, @at FROM outbox WHERE seq = @Seq
                             """,
-                            new { row.Seq, Error = error.ToString(), at = at.ToString("O") },
+                            new { row.Seq, size, Error = error.ToString(), at = at.ToString("O") },
                             t);
-                        var size = System.Text.Encoding.UTF8.GetByteCount(row.Value);
                         await Outbox.AddRecordAsync(t, ParkedNotice.For(options.ServiceName, row.Seq, row.EventId, row.Topic, row.Key, size, error.ToString(), at));
                     }
 

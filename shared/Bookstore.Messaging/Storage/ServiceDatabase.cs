@@ -23,6 +23,7 @@ public sealed class ServiceDatabase : IDisposable
             topic TEXT NOT NULL,
             key TEXT NOT NULL,
             value TEXT NOT NULL,
+            value_bytes INTEGER NOT NULL,
             error TEXT NOT NULL,
             parked_at TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS processed_events (
