@@ -1,4 +1,5 @@
 using Bookstore.Messaging.Storage;
+using Bookstore.Messaging.Work;
 using Bookstore.Payments.Data;
 using Bookstore.Payments.Gateway;
 using Bookstore.ServiceDefaults;
@@ -15,7 +16,14 @@ public static class PaymentsApi
         var admin = app.MapGroup("/admin/gateway").WithTags("Admin").RequireAdminKey();
         admin.MapGet("/", (SimulatedGateway gateway) => TypedResults.Ok(gateway.Settings)).WithSummary("The simulated gateway's failure rate and latency");
         admin.MapPut("/", SetGateway).WithSummary("Change the simulated gateway's failure rate (0..1) and latency (ms) at run time");
+        app.MapGet("/admin/pending-work", ListPendingWork).WithTags("Admin").WithSummary("Charges and refunds not made yet: attempts, next attempt, last error");
         return app;
+    }
+
+    private static async Task<Ok<List<PendingWorkView>>> ListPendingWork(ServiceDatabase database, CancellationToken cancellationToken)
+    {
+        await using var connection = await database.OpenAsync(cancellationToken);
+        return TypedResults.Ok(await PendingWork.ListAsync(connection));
     }
 
     private static async Task<Results<Ok<Payment>, ProblemHttpResult>> GetPayment(string orderId, ServiceDatabase database, CancellationToken cancellationToken)

@@ -1,10 +1,12 @@
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging;
+using Bookstore.Messaging.Work;
 using Bookstore.Payments;
 using Bookstore.Payments.Data;
 using Bookstore.Payments.Gateway;
 using Bookstore.Payments.Handlers;
+using Bookstore.Payments.Work;
 using Bookstore.ServiceDefaults;
 
 if (HealthProbe.IsRequested(args))
@@ -14,13 +16,19 @@ if (HealthProbe.IsRequested(args))
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5300");
-var messaging = builder.AddMessaging(ConsumerGroups.Payments, PaymentStore.Schema, consumers => consumers
+var messaging = builder.AddMessaging(ConsumerGroups.Payments, PaymentStore.Schema + PendingWork.Schema, consumers => consumers
     .Handle<StockReserved, ChargeOrder>()
     .Handle<OrderCancelled, RefundCancelledOrder>());
 builder.Services.AddSingleton(new SimulatedGateway(
     Path.ChangeExtension(messaging.DatabasePath, ".gateway.db"),
     builder.Configuration.GetSection("Gateway").Get<GatewaySettings>() ?? new GatewaySettings()));
 builder.Services.AddSingleton<ResilientGateway>();
+// Handlers only record charges and refunds; the worker calls the gateway outside any transaction.
+var payments = builder.Configuration.GetSection(PaymentOptions.Section);
+builder.Services.AddSingleton(payments.Get<PaymentOptions>() ?? new PaymentOptions());
+builder.Services.AddPendingWork(payments.Get<PendingWorkOptions>() ?? new PendingWorkOptions());
+builder.Services.AddSingleton<IPendingWorkHandler, ChargeWork>();
+builder.Services.AddSingleton<IPendingWorkHandler, RefundWork>();
 
 var app = builder.Build();
 app.MapDefaultEndpoints();

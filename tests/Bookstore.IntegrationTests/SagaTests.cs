@@ -14,7 +14,7 @@ namespace Bookstore.IntegrationTests;
 /// flow through the saga and end Confirmed or Cancelled, with stock, payments, notifications and
 /// analytics agreeing, even when a service is SIGKILLed halfway.</summary>
 [Collection(KafkaCollection.Name)]
-public sealed class SagaTests(KafkaClusterFixture fixture)
+public sealed partial class SagaTests(KafkaClusterFixture fixture)
 {
     private const int Orders = 200;
     private static readonly TimeSpan SagaDeadline = TimeSpan.FromSeconds(120);
@@ -34,8 +34,10 @@ public sealed class SagaTests(KafkaClusterFixture fixture)
     [InlineData("Orders")]
     public async Task A_service_killed_and_restarted_halfway_loses_no_order_and_does_nothing_twice(string victim)
     {
-        await using var suite = await BookstoreSuite.StartAsync(fixture, $"kill-{victim.ToLowerInvariant()}");
-        await RunAndVerifyAsync(suite, killHalfway: victim);
+        // A killed Payment instance's claimed charges become due again when their lease ends.
+        await using var suite = await BookstoreSuite.StartAsync(fixture, $"kill-{victim.ToLowerInvariant()}", new Dictionary<string, string> { ["Payments__ClaimLease"] = "00:00:10" });
+        var orders = await RunAndVerifyAsync(suite, killHalfway: victim);
+        await AssertNothingTwiceAsync(suite, orders);
     }
 
     [Fact]
@@ -104,7 +106,7 @@ public sealed class SagaTests(KafkaClusterFixture fixture)
         Assert.Equal(before, await suite["Orders"].GetAsync<OrderStats>("/orders/stats"));
     }
 
-    private static async Task RunAndVerifyAsync(BookstoreSuite suite, string? killHalfway)
+    private static async Task<Dictionary<string, OrderView>> RunAndVerifyAsync(BookstoreSuite suite, string? killHalfway)
     {
         var initial = (await suite["Inventory"].GetAsync<List<BookView>>("/books")).ToDictionary(b => b.Isbn);
         var plan = Enumerable.Range(0, Orders).Select(i => (Customer: $"customer-{i % 17}", Lines: LinesFor(i))).ToList();
@@ -119,13 +121,23 @@ public sealed class SagaTests(KafkaClusterFixture fixture)
         await SetGatewayAsync(suite, failureRate: 0);
         if (killHalfway is not null)
         {
+            // Killed with work in flight: some of the batch decided, some not, charges under way
+            // (a slower gateway keeps them under way long enough to be caught).
+            await SetGatewayAsync(suite, failureRate: 0, latencyMs: 300);
+            var before = await suite["Orders"].GetAsync<OrderStats>("/orders/stats");
             var inFlight = PlaceBatchAsync(suite, plan[100..150], placed);
+            var caughtInFlight = await Poll.UntilAsync(
+                async _ =>
+                {
+                    var now = await suite["Orders"].GetAsync<OrderStats>("/orders/stats");
+                    return now.OrdersConfirmed + now.OrdersCancelled >= before.OrdersConfirmed + before.OrdersCancelled + 5 && now.OrdersPending > 0;
+                },
+                SagaDeadline,
+                TimeSpan.FromMilliseconds(50));
+            Assert.True(caughtInFlight, "some orders of the batch decided while others were still pending");
             await suite.KillAndRestartAsync(killHalfway);
             await inFlight;
-            if (killHalfway == "Payments")
-            {
-                await SetGatewayAsync(suite, failureRate: 0);
-            }
+            await SetGatewayAsync(suite, failureRate: 0);
         }
         else
         {
@@ -204,6 +216,7 @@ public sealed class SagaTests(KafkaClusterFixture fixture)
         Assert.Equal(
             (summary.OrdersPlaced, summary.OrdersConfirmed, summary.OrdersCancelled, summary.Revenue, JsonSerializer.Serialize(summary.TopBooks)),
             (replayed.OrdersPlaced, replayed.OrdersConfirmed, replayed.OrdersCancelled, replayed.Revenue, JsonSerializer.Serialize(replayed.TopBooks)));
+        return orders;
     }
 
     private static List<(string Isbn, int Quantity)> LinesFor(int i) => (i % 5) switch
@@ -276,9 +289,19 @@ public sealed class SagaTests(KafkaClusterFixture fixture)
         return final;
     }
 
-    private static async Task SetGatewayAsync(BookstoreSuite suite, double failureRate)
+    private static Task SetGatewayAsync(BookstoreSuite suite, double failureRate, int latencyMs = 0) =>
+        SetGatewayAsync(suite, suite.Payments, failureRate, latencyMs);
+
+    /// <summary>Each Payment instance has its own simulated gateway settings: set them on <paramref name="payments"/>.</summary>
+    private static async Task SetGatewayAsync(BookstoreSuite suite, HttpClient payments, double failureRate, int latencyMs)
     {
-        var response = await suite.Payments.PutAsJsonAsync(new Uri("/admin/gateway", UriKind.Relative), new { failureRate, latencyMs = 0 });
+        using var request = new HttpRequestMessage(HttpMethod.Put, "/admin/gateway") { Content = JsonContent.Create(new { failureRate, latencyMs }) };
+        if (suite.AdminApiKey is { } key)
+        {
+            request.Headers.Add("X-Api-Key", key);
+        }
+
+        var response = await payments.SendAsync(request);
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 

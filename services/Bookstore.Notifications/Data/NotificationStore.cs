@@ -5,7 +5,8 @@ namespace Bookstore.Notifications.Data;
 
 public sealed record Notification(string Id, string CustomerId, string? OrderId, string Kind, string Subject, string Body, string Channel, DateTimeOffset At);
 
-/// <summary>Every email sent (or, without SMTP, recorded), at most one per order and kind.</summary>
+/// <summary>Every email, at most one per order and kind; one still waiting to be sent has a row in
+/// <c>pending_work</c> (kind <c>email</c>) and is not listed as sent.</summary>
 public static class NotificationStore
 {
     public const string Schema = """
@@ -38,6 +39,7 @@ public static class NotificationStore
             SELECT id AS Id, customer_id AS CustomerId, order_id AS OrderId, kind AS Kind, subject AS Subject, body AS Body, channel AS Channel, at AS At
             FROM notifications
             WHERE (@customerId IS NULL OR customer_id = @customerId) AND (@orderId IS NULL OR order_id = @orderId)
+              AND NOT EXISTS (SELECT 1 FROM pending_work WHERE pending_work.id = 'email:' || notifications.id)
             ORDER BY at LIMIT 500
             """,
             new { customerId, orderId })).Select(r => r.ToNotification())];

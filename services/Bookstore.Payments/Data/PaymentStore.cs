@@ -1,5 +1,4 @@
 using Bookstore.Contracts;
-using Bookstore.Messaging.Consuming;
 using Dapper;
 using Microsoft.Data.Sqlite;
 
@@ -15,7 +14,8 @@ public static class PaymentStatus
 }
 
 /// <summary>One payment per order (the primary key is the order id), and the orders known to be
-/// cancelled, so that stock reserved for a cancelled order is never charged.</summary>
+/// cancelled, so that stock reserved for a cancelled order is never charged. Charges and refunds
+/// not yet made wait in <c>pending_work</c> (see <see cref="Bookstore.Messaging.Work.PendingWork"/>).</summary>
 public static class PaymentStore
 {
     public const string Schema = """
@@ -36,20 +36,20 @@ public static class PaymentStore
             new { orderId },
             transaction))?.ToPayment();
 
-    public static Task RecordAsync(EventContext context, string orderId, string? paymentId, decimal amount, string status, string? reason) =>
-        context.Connection.ExecuteAsync(
+    public static Task RecordAsync(SqliteTransaction transaction, string orderId, string? paymentId, decimal amount, string status, string? reason) =>
+        transaction.Connection!.ExecuteAsync(
             """
             INSERT INTO payments (order_id, payment_id, amount_cents, status, reason, at) VALUES (@orderId, @paymentId, @cents, @status, @reason, @at)
             ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, reason = excluded.reason, at = excluded.at
             """,
             new { orderId, paymentId, cents = Money.ToCents(amount), status, reason, at = DateTimeOffset.UtcNow.ToString("O") },
-            context.Transaction);
+            transaction);
 
-    public static Task MarkCancelledAsync(EventContext context, string orderId) =>
-        context.Connection.ExecuteAsync("INSERT OR IGNORE INTO cancelled_orders (order_id) VALUES (@orderId)", new { orderId }, context.Transaction);
+    public static Task MarkCancelledAsync(SqliteTransaction transaction, string orderId) =>
+        transaction.Connection!.ExecuteAsync("INSERT OR IGNORE INTO cancelled_orders (order_id) VALUES (@orderId)", new { orderId }, transaction);
 
-    public static Task<bool> IsCancelledAsync(EventContext context, string orderId) =>
-        context.Connection.ExecuteScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = @orderId)", new { orderId }, context.Transaction);
+    public static Task<bool> IsCancelledAsync(SqliteTransaction transaction, string orderId) =>
+        transaction.Connection!.ExecuteScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = @orderId)", new { orderId }, transaction);
 
     private sealed record PaymentRow(string OrderId, string? PaymentId, long AmountCents, string Status, string? Reason, string At)
     {

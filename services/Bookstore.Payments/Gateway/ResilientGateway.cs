@@ -6,9 +6,10 @@ using Polly.Timeout;
 namespace Bookstore.Payments.Gateway;
 
 /// <summary>The gateway behind timeout, retry and circuit breaker: a slow call is abandoned, a
-/// transient failure retried, and a gateway that keeps failing is not hammered while it recovers.
-/// Retrying a charge is safe because the gateway is idempotent per order.</summary>
-public sealed class ResilientGateway(SimulatedGateway gateway, ILogger<ResilientGateway> logger)
+/// transient failure retried at once a few times, and a gateway that keeps failing is not hammered
+/// while it recovers. Whatever still fails is thrown to the pending-work worker, which tries again
+/// later. Retrying is safe because the gateway is idempotent per order.</summary>
+public sealed class ResilientGateway(SimulatedGateway gateway, PaymentOptions options, ILogger<ResilientGateway> logger)
 {
     private readonly ResiliencePipeline _pipeline = new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions
@@ -32,26 +33,32 @@ public sealed class ResilientGateway(SimulatedGateway gateway, ILogger<Resilient
             SamplingDuration = TimeSpan.FromSeconds(10),
             BreakDuration = TimeSpan.FromSeconds(2),
         })
-        .AddTimeout(TimeSpan.FromSeconds(2))
+        .AddTimeout(options.GatewayTimeout)
         .Build();
 
-    /// <summary>The charge, or null with the reason the gateway could not be used.</summary>
-    public async Task<(Charge? Charge, string? Failure)> ChargeAsync(string orderId, decimal amount, CancellationToken cancellationToken)
+    /// <summary>The order's charge (the first one, if it was charged before); throws when the gateway cannot be used now.</summary>
+    public async Task<Charge> ChargeAsync(string orderId, decimal amount, CancellationToken cancellationToken)
     {
         try
         {
-            return (await _pipeline.ExecuteAsync(async ct => await gateway.ChargeAsync(orderId, amount, ct), cancellationToken), null);
+            return await _pipeline.ExecuteAsync(async ct => await gateway.ChargeAsync(orderId, amount, ct), cancellationToken);
         }
-        catch (BrokenCircuitException)
+        catch (BrokenCircuitException e)
         {
-            return (null, "payment gateway unavailable (circuit open)");
-        }
-        catch (Exception e) when (e is GatewayUnavailableException or TimeoutRejectedException)
-        {
-            return (null, $"payment gateway unavailable: {e.Message}");
+            throw new GatewayUnavailableException("payment gateway unavailable (circuit open)", e);
         }
     }
 
-    public Task RefundAsync(string orderId, CancellationToken cancellationToken) =>
-        _pipeline.ExecuteAsync(async ct => await gateway.RefundAsync(orderId, ct), cancellationToken).AsTask();
+    /// <summary>Refunds the order's charge once; throws when the gateway cannot be used now.</summary>
+    public async Task<RefundResult> RefundAsync(string orderId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _pipeline.ExecuteAsync(async ct => await gateway.RefundAsync(orderId, ct), cancellationToken);
+        }
+        catch (BrokenCircuitException e)
+        {
+            throw new GatewayUnavailableException("payment gateway unavailable (circuit open)", e);
+        }
+    }
 }

@@ -12,6 +12,13 @@ public sealed record GatewaySettings(double FailureRate = 0, int LatencyMs = 0)
 
 public sealed record Charge(string ChargeId, string OrderId, decimal Amount, bool Refunded);
 
+public enum RefundResult
+{
+    Refunded,
+    AlreadyRefunded,
+    NoCharge,
+}
+
 /// <summary>The gateway answered that it cannot take the request now: worth retrying.</summary>
 public sealed class GatewayUnavailableException(string message) : Exception(message)
 {
@@ -29,7 +36,7 @@ public sealed class GatewayUnavailableException(string message) : Exception(mess
 /// <summary>A stand-in for a card processor, with configurable latency and failure rate. Like a
 /// real one, it is idempotent per order: it keeps a ledger keyed by order id (its own database,
 /// not the Payment Service's), so a charge retried after a crash returns the first charge instead
-/// of charging twice.</summary>
+/// of charging twice, and a refund is applied once (a repeat, or a refund without a charge, changes nothing).</summary>
 public sealed class SimulatedGateway
 {
     private readonly string _connectionString;
@@ -74,11 +81,20 @@ public sealed class SimulatedGateway
         return (await FindAsync(connection, orderId))!;
     }
 
-    public async Task RefundAsync(string orderId, CancellationToken cancellationToken)
+    public async Task<RefundResult> RefundAsync(string orderId, CancellationToken cancellationToken)
     {
-        await SimulateAsync(cancellationToken);
         await using var connection = Open();
-        await connection.ExecuteAsync("UPDATE ledger SET refunded = 1 WHERE order_id = @orderId", new { orderId });
+        switch (await FindAsync(connection, orderId))
+        {
+            case null:
+                return RefundResult.NoCharge;
+            case { Refunded: true }:
+                return RefundResult.AlreadyRefunded;
+        }
+
+        await SimulateAsync(cancellationToken);
+        var applied = await connection.ExecuteAsync("UPDATE ledger SET refunded = 1 WHERE order_id = @orderId AND refunded = 0", new { orderId });
+        return applied == 1 ? RefundResult.Refunded : RefundResult.AlreadyRefunded;
     }
 
     public async Task<List<Charge>> LedgerAsync()

@@ -1,12 +1,14 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Consuming;
+using Bookstore.Messaging.Work;
 using Bookstore.Payments.Data;
-using Bookstore.Payments.Gateway;
+using Bookstore.Payments.Work;
 
 namespace Bookstore.Payments.Handlers;
 
-/// <summary>Stock is reserved: charge the order, once.</summary>
-public sealed class ChargeOrder(ResilientGateway gateway) : IEventHandler<StockReserved>
+/// <summary>Stock is reserved: record the intent to charge the order. The gateway is called by
+/// <see cref="ChargeWork"/>, outside this batch's transaction.</summary>
+public sealed class ChargeOrder(PendingWorkSignal work) : IEventHandler<StockReserved>
 {
     public async Task HandleAsync(EventContext context, StockReserved data, CancellationToken cancellationToken)
     {
@@ -15,40 +17,32 @@ public sealed class ChargeOrder(ResilientGateway gateway) : IEventHandler<StockR
             return;
         }
 
-        if (await PaymentStore.IsCancelledAsync(context, data.OrderId))
+        if (await PaymentStore.IsCancelledAsync(context.Transaction, data.OrderId))
         {
-            await FailAsync(context, data, "order cancelled before payment");
+            await PaymentStore.RecordAsync(context.Transaction, data.OrderId, null, data.Total, PaymentStatus.Failed, ChargeWork.CancelledBeforePayment);
+            await context.PublishAsync(new PaymentFailed(data.OrderId, data.Total, ChargeWork.CancelledBeforePayment));
             return;
         }
 
-        var (charge, failure) = await gateway.ChargeAsync(data.OrderId, data.Total, cancellationToken);
-        if (charge is null)
+        if (await PendingWork.AddAsync(context.Transaction, ChargeWork.WorkKind, data.OrderId, new ChargeIntent(data.OrderId, data.Total)))
         {
-            await FailAsync(context, data, failure!);
-            return;
+            work.Notify();
         }
-
-        await PaymentStore.RecordAsync(context, data.OrderId, charge.ChargeId, charge.Amount, PaymentStatus.Succeeded, null);
-        await context.PublishAsync(new PaymentSucceeded(data.OrderId, charge.ChargeId, charge.Amount));
-    }
-
-    private static async Task FailAsync(EventContext context, StockReserved data, string reason)
-    {
-        await PaymentStore.RecordAsync(context, data.OrderId, null, data.Total, PaymentStatus.Failed, reason);
-        await context.PublishAsync(new PaymentFailed(data.OrderId, data.Total, reason));
     }
 }
 
-/// <summary>A cancelled order is never charged, and a charge that got through anyway is refunded.</summary>
-public sealed class RefundCancelledOrder(ResilientGateway gateway) : IEventHandler<OrderCancelled>
+/// <summary>A cancelled order is never charged (<see cref="ChargeWork"/> checks before calling),
+/// and a charge that got through anyway is refunded, once, by <see cref="RefundWork"/>.</summary>
+public sealed class RefundCancelledOrder(PendingWorkSignal work) : IEventHandler<OrderCancelled>
 {
     public async Task HandleAsync(EventContext context, OrderCancelled data, CancellationToken cancellationToken)
     {
-        await PaymentStore.MarkCancelledAsync(context, data.OrderId);
-        if (await PaymentStore.GetAsync(context.Connection, data.OrderId, context.Transaction) is { Status: PaymentStatus.Succeeded } payment)
+        await PaymentStore.MarkCancelledAsync(context.Transaction, data.OrderId);
+        // A charge still pending or in flight sees the cancellation when it completes and asks for the refund itself.
+        if (await PaymentStore.GetAsync(context.Connection, data.OrderId, context.Transaction) is { Status: PaymentStatus.Succeeded }
+            && await PendingWork.AddAsync(context.Transaction, RefundWork.WorkKind, data.OrderId, new RefundIntent(data.OrderId, $"order cancelled: {data.Reason}")))
         {
-            await gateway.RefundAsync(data.OrderId, cancellationToken);
-            await PaymentStore.RecordAsync(context, data.OrderId, payment.PaymentId, payment.Amount, PaymentStatus.Refunded, $"order cancelled: {data.Reason}");
+            work.Notify();
         }
     }
 }

@@ -17,12 +17,14 @@ public sealed class BookstoreSuite : IAsyncDisposable
     private readonly List<ServiceProcess> _extraInstances = [];
     private readonly KafkaClusterFixture _fixture;
     private readonly DirectoryInfo _data;
+    private readonly IReadOnlyDictionary<string, string> _configuration;
 
-    private BookstoreSuite(KafkaClusterFixture fixture, string ns, DirectoryInfo data)
+    private BookstoreSuite(KafkaClusterFixture fixture, string ns, DirectoryInfo data, IReadOnlyDictionary<string, string>? configuration)
     {
         _fixture = fixture;
         Namespace = ns;
         _data = data;
+        _configuration = configuration ?? new Dictionary<string, string>();
     }
 
     public string Namespace { get; }
@@ -46,10 +48,18 @@ public sealed class BookstoreSuite : IAsyncDisposable
 
     public ServiceProcess this[string name] => _services[name];
 
-    public static async Task<BookstoreSuite> StartAsync(KafkaClusterFixture fixture, string purpose)
+    /// <summary>The key admin endpoints take (<c>X-Api-Key</c>), when the services are given one.</summary>
+    public string? AdminApiKey => _configuration.GetValueOrDefault("Admin__ApiKey");
+
+    /// <summary>The gateway's ledger (the simulated card processor's own database, shared by the Payment instances).</summary>
+    public string GatewayLedgerPath => Path.Combine(_data.FullName, "payments.gateway.db");
+
+    /// <summary>Starts the suite; <paramref name="configuration"/> (environment-style keys such as
+    /// <c>Orders__PendingTimeout</c>) is given to every service process.</summary>
+    public static async Task<BookstoreSuite> StartAsync(KafkaClusterFixture fixture, string purpose, IReadOnlyDictionary<string, string>? configuration = null)
     {
         var ns = await fixture.CreateNamespaceAsync(purpose);
-        var suite = new BookstoreSuite(fixture, ns, Directory.CreateTempSubdirectory($"bookstore-suite-{purpose}-"));
+        var suite = new BookstoreSuite(fixture, ns, Directory.CreateTempSubdirectory($"bookstore-suite-{purpose}-"), configuration);
         // Inventory first: Orders is ready once it has read the catalog Inventory publishes.
         suite._services["Inventory"] = suite.Launch("Inventory");
         await suite._services["Inventory"].WaitReadyAsync();
@@ -105,7 +115,7 @@ public sealed class BookstoreSuite : IAsyncDisposable
     private ServiceProcess Launch(string name, int? port = null, int instance = 1, IReadOnlyDictionary<string, string?>? overrides = null)
     {
         var connection = _fixture.Connection;
-        var environment = new Dictionary<string, string?>
+        var environment = new Dictionary<string, string?>(_configuration.Select(c => KeyValuePair.Create(c.Key, (string?)c.Value)))
         {
             ["Messaging__Namespace"] = Namespace,
             ["Messaging__BootstrapServers"] = connection.BootstrapServers,

@@ -1,0 +1,158 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Bookstore.Messaging.Events;
+using Dapper;
+using Microsoft.Data.Sqlite;
+
+namespace Bookstore.Messaging.Work;
+
+/// <summary>An intent recorded by a handler (charge this order, send this email) that needs a call
+/// to the outside world. It is written in the handler's transaction and worked off by
+/// <see cref="PendingWorkWorker"/> outside any transaction, so no external call ever runs while the
+/// database's write lock is held.</summary>
+public sealed record WorkItem(string Id, string Kind, string Key, string Payload, int Attempts, DateTimeOffset CreatedAt)
+{
+    public T Read<T>() => JsonSerializer.Deserialize<T>(Payload, EventSerializer.Options)!;
+}
+
+/// <summary>One row per intent in the service's database. The id is <c>kind:key</c>, so recording
+/// the same intent twice (a re-delivery, a race) keeps one. Claims are a lease (owner and expiry)
+/// taken in a write transaction: SQLite serializes writers, so instances sharing the file never
+/// claim the same row twice, and the row of a crashed owner becomes due again when its lease ends.</summary>
+public static class PendingWork
+{
+    /// <summary>Add to the service's schema (<c>AddMessaging(name, MyStore.Schema + PendingWork.Schema)</c>).</summary>
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS pending_work (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER NOT NULL,
+            claimed_by TEXT,
+            claim_expires_at INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS pending_work_due ON pending_work (next_attempt_at);
+        """;
+
+    public static string IdOf(string kind, string key) => $"{kind}:{key}";
+
+    /// <summary>Records the intent in <paramref name="transaction"/>; false when it was already recorded.
+    /// Call <see cref="PendingWorkSignal.Notify"/> afterwards, before the commit is fine: a signalled
+    /// worker claims in a write transaction, which waits for this one, so it sees the row as soon as
+    /// the transaction commits.</summary>
+    public static async Task<bool> AddAsync<T>(SqliteTransaction transaction, string kind, string key, T payload)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        return await transaction.Connection!.ExecuteAsync(
+            "INSERT OR IGNORE INTO pending_work (id, kind, key, payload, next_attempt_at, created_at) VALUES (@id, @kind, @key, @payload, @now, @now)",
+            new { id = IdOf(kind, key), kind, key, payload = JsonSerializer.Serialize(payload, EventSerializer.Options), now },
+            transaction) == 1;
+    }
+
+    public static async Task<bool> ExistsAsync(SqliteTransaction transaction, string kind, string key)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        return await transaction.Connection!.ExecuteScalarAsync<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pending_work WHERE id = @id)", new { id = IdOf(kind, key) }, transaction);
+    }
+
+    /// <summary>What is waiting, oldest first, for operators and tests.</summary>
+    public static async Task<List<PendingWorkView>> ListAsync(SqliteConnection connection, int limit = 500)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var rows = await connection.QueryAsync<(string Id, string Kind, string Key, long Attempts, long NextAttemptAt, string? ClaimedBy, long ClaimExpiresAt, string? LastError, long CreatedAt)>(
+            "SELECT id, kind, key, attempts, next_attempt_at, claimed_by, claim_expires_at, last_error, created_at FROM pending_work ORDER BY created_at LIMIT @limit",
+            new { limit });
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        return [.. rows.Select(r => new PendingWorkView(
+            r.Id,
+            r.Kind,
+            r.Key,
+            (int)r.Attempts,
+            DateTimeOffset.FromUnixTimeMilliseconds(r.NextAttemptAt),
+            r.ClaimExpiresAt > now ? r.ClaimedBy : null,
+            r.LastError,
+            DateTimeOffset.FromUnixTimeMilliseconds(r.CreatedAt)))];
+    }
+}
+
+public sealed record PendingWorkView(string Id, string Kind, string Key, int Attempts, DateTimeOffset NextAttemptAt, string? ClaimedBy, string? LastError, DateTimeOffset CreatedAt);
+
+/// <summary>Carries out one kind of intent. <see cref="CallAsync"/> runs outside any transaction;
+/// the other methods run inside a short write transaction of the worker and publish through the outbox.</summary>
+public interface IPendingWorkHandler
+{
+    string Kind { get; }
+
+    /// <summary>In the claim transaction, before any call: false when the intent is moot (e.g. the
+    /// order was cancelled meanwhile) and was settled here; the worker then removes it uncalled.</summary>
+    Task<bool> ShouldCallAsync(SqliteTransaction transaction, WorkItem item);
+
+    /// <summary>The external call, outside any transaction. Throws when it should be tried again
+    /// later; must be safe to repeat (a crash after the call and before completion repeats it).</summary>
+    Task<object?> CallAsync(WorkItem item, CancellationToken cancellationToken);
+
+    /// <summary>Records the outcome of a successful call (its result from <see cref="CallAsync"/>).</summary>
+    Task CompleteAsync(SqliteTransaction transaction, WorkItem item, object? result);
+
+    /// <summary>After the call failed <see cref="WorkItem.Attempts"/> times (this one included): true
+    /// when the intent is given up and was settled here; false to try again after a backoff.</summary>
+    Task<bool> GiveUpAsync(SqliteTransaction transaction, WorkItem item, string lastError);
+}
+
+/// <summary>How the worker paces itself; bound from the service's own configuration section
+/// (e.g. <c>Payments:RetryDelay</c>) so tests can shorten the times.</summary>
+public sealed class PendingWorkOptions
+{
+    /// <summary>External calls in flight at most, per process.</summary>
+    public int MaxConcurrentCalls { get; set; } = 32;
+
+    /// <summary>Rows claimed or completed in one transaction at most.</summary>
+    public int BatchSize { get; set; } = 200;
+
+    /// <summary>The wait after a first failure; it doubles per failure up to <see cref="MaxRetryDelay"/>.</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long a claim holds. It must outlast the longest call: after it, another
+    /// instance may claim the row and repeat the call (harmless, the calls are idempotent).</summary>
+    public TimeSpan ClaimLease { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>When nothing wakes the worker, it looks for due rows (retries, rows of other
+    /// instances, expired claims) this often.</summary>
+    public TimeSpan IdlePoll { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+/// <summary>Wakes the worker when a handler recorded an intent in this process.</summary>
+public sealed class PendingWorkSignal
+{
+    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+
+    public void Notify() => _signal.Writer.TryWrite(true);
+
+    /// <summary>Waits for a signal (true) or the timeout (false), whichever comes first.</summary>
+    public async Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (_signal.Reader.TryRead(out _))
+        {
+            return true;
+        }
+
+        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timer.CancelAfter(timeout);
+        try
+        {
+            await _signal.Reader.ReadAsync(timer.Token);
+            return true;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false; // timed out: the caller polls
+        }
+    }
+}
