@@ -16,7 +16,7 @@ public static class PaymentsApi
         var admin = app.MapGroup("/admin/gateway").WithTags("Admin").RequireAdminKey();
         admin.MapGet("/", (SimulatedGateway gateway) => TypedResults.Ok(gateway.Settings)).WithSummary("The simulated gateway's failure rate and latency");
         admin.MapPut("/", SetGateway).WithSummary("Change the simulated gateway's failure rate (0..1) and latency (ms) at run time");
-        app.MapGet("/admin/pending-work", ListPendingWork).WithTags("Admin").WithSummary("Charges and refunds not made yet: attempts, next attempt, last error");
+        app.MapGet("/admin/pending-work", ListPendingWork).WithTags("Admin").RequireAdminKey().WithSummary("Charges and refunds not made yet: attempts, next attempt, last error");
         return app;
     }
 

@@ -184,18 +184,9 @@ public sealed partial class SagaTests
         return charged;
     }
 
-    /// <summary>What the Payment Service still has to do; empty when it cannot say (no such endpoint).</summary>
-    private static async Task<List<PendingWorkView>> PendingWorkAsync(BookstoreSuite suite)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/admin/pending-work");
-        if (suite.AdminApiKey is { } key)
-        {
-            request.Headers.Add("X-Api-Key", key);
-        }
-
-        var response = await suite.Payments.SendAsync(request);
-        return response.IsSuccessStatusCode ? (await response.Content.ReadFromJsonAsync<List<PendingWorkView>>())! : [];
-    }
+    /// <summary>What the Payment Service still has to do (the suite's client sends the admin key).</summary>
+    private static async Task<List<PendingWorkView>> PendingWorkAsync(BookstoreSuite suite) =>
+        (await suite.Payments.GetFromJsonAsync<List<PendingWorkView>>("/admin/pending-work"))!;
 
     /// <summary>The simulated gateway's ledger, read from its database file: one row per charged order.</summary>
     private static async Task<Dictionary<string, LedgerEntry>> ReadLedgerAsync(BookstoreSuite suite)

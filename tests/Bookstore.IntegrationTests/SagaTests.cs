@@ -295,13 +295,8 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
     /// <summary>Each Payment instance has its own simulated gateway settings: set them on <paramref name="payments"/>.</summary>
     private static async Task SetGatewayAsync(BookstoreSuite suite, HttpClient payments, double failureRate, int latencyMs)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Put, "/admin/gateway") { Content = JsonContent.Create(new { failureRate, latencyMs }) };
-        if (suite.AdminApiKey is { } key)
-        {
-            request.Headers.Add("X-Api-Key", key);
-        }
-
-        var response = await payments.SendAsync(request);
+        // The suite's clients send the admin key.
+        var response = await payments.PutAsJsonAsync("/admin/gateway", new { failureRate, latencyMs });
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 

@@ -48,9 +48,6 @@ public sealed class BookstoreSuite : IAsyncDisposable
 
     public ServiceProcess this[string name] => _services[name];
 
-    /// <summary>The key admin endpoints take (<c>X-Api-Key</c>), when the services are given one.</summary>
-    public string? AdminApiKey => _configuration.GetValueOrDefault("Admin__ApiKey");
-
     /// <summary>The gateway's ledger (the simulated card processor's own database, shared by the Payment instances).</summary>
     public string GatewayLedgerPath => Path.Combine(_data.FullName, "payments.gateway.db");
 
