@@ -49,6 +49,11 @@ public sealed class MessagingOptions
     /// <summary>librdkafka's <c>debug</c> contexts for this service's clients (e.g. <c>cgrp,fetch</c>), for diagnosis.</summary>
     public string? KafkaDebug { get; set; }
 
+    /// <summary>How long librdkafka must have left a partition unfetched, with data waiting at the
+    /// broker and nothing queued for the application, before the consumer fetches it afresh
+    /// (<c>Messaging:FetchStallCheckInterval</c>; tests shorten it).</summary>
+    public TimeSpan FetchStallCheckInterval { get; set; } = TimeSpan.FromSeconds(15);
+
     public string GroupId => Namespace + ServiceName;
 
     public string TopicName(string logicalName) => Namespace + logicalName;

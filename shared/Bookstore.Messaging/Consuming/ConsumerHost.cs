@@ -27,9 +27,10 @@ public sealed partial class ConsumerHost(
     ILogger<ConsumerHost> logger) : BackgroundService
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
-    private static readonly TimeSpan StallCheckInterval = TimeSpan.FromSeconds(15);
-    private readonly Dictionary<TopicPartition, long> _positions = [];
-    private long _nextStallCheck;
+    private readonly FetchStallDetector _fetchStalls = new(options.FetchStallCheckInterval, TimeProvider.System);
+    private FetchStallVerdict _fetchVerdict = FetchStallVerdict.None;
+    private long _fetchRestarts;
+    private long _fetchStatisticsSamples;
 
     private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions
@@ -47,6 +48,12 @@ public sealed partial class ConsumerHost(
     public long Processed => Interlocked.Read(ref _processed);
 
     public long DeadLettered => Interlocked.Read(ref _deadLettered);
+
+    /// <summary>Partitions fetched afresh because librdkafka had stopped fetching them.</summary>
+    public long FetchRestarts => Interlocked.Read(ref _fetchRestarts);
+
+    /// <summary>librdkafka statistics samples the fetch-stall check has read.</summary>
+    public long FetchStatisticsSamples => Interlocked.Read(ref _fetchStatisticsSamples);
 
     /// <summary>The partitions this member owns now (physical topic names).</summary>
     public IReadOnlyList<TopicPartition> Assignment { get; private set; } = [];
@@ -90,37 +97,65 @@ public sealed partial class ConsumerHost(
         }
     }
 
-    /// <summary>A partition with messages waiting whose position has not moved for a whole check
-    /// interval is fetched afresh from where it stands (seen once under sustained load on 0.9: a
-    /// partition stopped being delivered until the process restarted). Harmless otherwise: a seek
-    /// to the current position only re-fetches.</summary>
+    /// <summary>Fetches afresh, from the application's position, each partition librdkafka's own
+    /// statistics show it stopped fetching although the broker has data (seen once under sustained
+    /// load on 0.9: a partition stopped being delivered until the process restarted). The decision
+    /// is <see cref="FetchStallDetector"/>'s; a busy or lagging application is never "stalled", so
+    /// prefetched data is not thrown away.</summary>
     private void RestartStalledPartitions(IConsumer<byte[], byte[]> consumer)
     {
-        var now = System.Diagnostics.Stopwatch.GetTimestamp();
-        if (now < _nextStallCheck)
+        var verdict = _fetchVerdict;
+        if (ReferenceEquals(verdict, FetchStallVerdict.None))
         {
             return;
         }
 
-        _nextStallCheck = now + (long)(StallCheckInterval.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
-        foreach (var partition in consumer.Assignment)
+        _fetchVerdict = FetchStallVerdict.None;
+        foreach (var lingering in verdict.Lingering)
         {
-            var position = consumer.Position(partition).Value;
-            var high = consumer.GetWatermarkOffsets(partition).High.Value;
-            var stalled = position >= 0 && high > position && _positions.TryGetValue(partition, out var before) && before == position;
-            _positions[partition] = position;
-            if (stalled)
+            var s = lingering.Statistics;
+            LogFetchStateLingering(options.GroupId, s.Topic, s.Partition, s.FetchState, (long)lingering.For.TotalSeconds, s.NextOffset, s.CommittedOffset, s.HighOffset);
+        }
+
+        foreach (var stall in verdict.Stalled)
+        {
+            var s = stall.Statistics;
+            var position = consumer.Position(s.TopicPartition).Value;
+            var restartAt = position >= 0 ? position : s.AppOffset >= 0 ? s.AppOffset : s.CommittedOffset;
+            LogStalled(options.GroupId, s.Topic, s.Partition, s.NextOffset, s.HighOffset, (long)stall.IdleFor.TotalSeconds, s.FetchQueueCount, s.AppOffset, restartAt);
+            if (restartAt < 0)
             {
-                LogStalled(options.GroupId, partition.Topic, partition.Partition.Value, position, high);
-                try
-                {
-                    consumer.Seek(new TopicPartitionOffset(partition, position));
-                }
-                catch (KafkaException e)
-                {
-                    LogConsumeError(options.GroupId, e.Error.Reason);
-                }
+                continue;
             }
+
+            try
+            {
+                consumer.Seek(new TopicPartitionOffset(s.TopicPartition, restartAt));
+                Interlocked.Increment(ref _fetchRestarts);
+            }
+            catch (KafkaException e)
+            {
+                LogConsumeError(options.GroupId, e.Error.Reason);
+            }
+        }
+    }
+
+    /// <summary>librdkafka calls this from within Consume(), on the consuming thread: the verdict is
+    /// acted on by the loop right after, never concurrently.</summary>
+    private void OnStatistics(string json)
+    {
+        try
+        {
+            var verdict = _fetchStalls.Observe(PartitionFetchStatistics.Parse(json), Assignment);
+            Interlocked.Increment(ref _fetchStatisticsSamples);
+            if (!ReferenceEquals(verdict, FetchStallVerdict.None))
+            {
+                _fetchVerdict = verdict;
+            }
+        }
+        catch (JsonException e)
+        {
+            LogStatisticsUnreadable(options.GroupId, e.Message);
         }
     }
 
@@ -349,9 +384,13 @@ public sealed partial class ConsumerHost(
         config.EnableAutoCommit = true;
         config.AutoCommitIntervalMs = 500;
         config.Debug = options.KafkaDebug;
+        // The fetch-stall check reads librdkafka's own view of each partition's fetcher: a few
+        // samples per check interval.
+        config.StatisticsIntervalMs = (int)Math.Clamp(options.FetchStallCheckInterval.TotalMilliseconds / 3, 100, 5_000);
         return new ConsumerBuilder<byte[], byte[]>(config)
             .SetLogHandler(KafkaLogs.ToLogger<IConsumer<byte[], byte[]>>(logger, verbose: options.KafkaDebug is not null))
             .SetErrorHandler((_, e) => LogConsumeError(group, e.Reason))
+            .SetStatisticsHandler((_, json) => OnStatistics(json))
             .SetPartitionsAssignedHandler((c, partitions) =>
             {
                 Assignment = [.. c.Assignment.Concat(partitions).Distinct()];
@@ -448,8 +487,14 @@ public sealed partial class ConsumerHost(
         public bool HasHandlers { get; init; }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: {Topic}/{Partition} has not moved from offset {Offset} (end {End}) for a while; fetching it afresh")]
-    private partial void LogStalled(string group, string topic, int partition, long offset, long end);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: librdkafka has not fetched {Topic}/{Partition} from offset {NextOffset} for {IdleSeconds} s although the broker has data up to {End} (fetch queue {FetchQueueCount}, application at {AppOffset}); fetching it afresh from {RestartAt}")]
+    private partial void LogStalled(string group, string topic, int partition, long nextOffset, long end, long idleSeconds, long fetchQueueCount, long appOffset, long restartAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: {Topic}/{Partition} has been in fetch state {FetchState} for {Seconds} s (next offset {NextOffset}, committed {CommittedOffset}, end {End})")]
+    private partial void LogFetchStateLingering(string group, string topic, int partition, string fetchState, long seconds, long nextOffset, long committedOffset, long end);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: librdkafka's statistics could not be read: {Error}")]
+    private partial void LogStatisticsUnreadable(string group, string error);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Group {Group}: handled {Count} message(s) from {Partitions}, offsets {FirstOffset}..{LastOffset}")]
     private partial void LogBatch(string group, int count, string partitions, long firstOffset, long lastOffset);
