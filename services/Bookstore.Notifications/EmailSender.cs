@@ -21,8 +21,7 @@ public sealed class EmailSender(SmtpOptions options)
 
     public async Task SendAsync(string customerId, string subject, string body, CancellationToken cancellationToken)
     {
-        // The id arrives in an event from Kafka, which anyone with access may write: an id that could
-        // add a header or a recipient is dead-lettered (no retry helps), never recorded or sent.
+        // Checked when the email was recorded (Notify); checked again where the address is built.
         if (!CustomerIds.IsValid(customerId))
         {
             throw new PoisonMessageException($"The customer id is not {CustomerIds.Rule}; no email address is built from it.");

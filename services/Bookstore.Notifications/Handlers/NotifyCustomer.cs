@@ -1,5 +1,7 @@
+using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Consuming;
+using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Work;
 using Bookstore.Notifications.Data;
 
@@ -39,6 +41,13 @@ internal static class Notify
 {
     public static async Task RecordAsync(EventContext context, EmailSender email, PendingWorkSignal work, string customerId, string? orderId, string kind, string subject, string body)
     {
+        // The id arrives in an event from Kafka, which anyone with access may write: an id that could
+        // add a header or a recipient is dead-lettered here (no retry helps), never recorded or sent.
+        if (!CustomerIds.IsValid(customerId))
+        {
+            throw new PoisonMessageException($"The customer id is not {CustomerIds.Rule}; no email address is built from it.");
+        }
+
         var notification = new Notification($"NTF-{Guid.CreateVersion7():N}", customerId, orderId, kind, subject, body, email.Channel, DateTimeOffset.UtcNow);
         if (!await NotificationStore.TryAddAsync(context.Transaction, notification))
         {
