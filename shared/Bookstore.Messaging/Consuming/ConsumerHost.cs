@@ -236,7 +236,7 @@ public sealed partial class ConsumerHost(
         var (handled, deadLettered) = await database.WriteAsync(async transaction =>
         {
             var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers).Select(m => m.Event!.Id)]);
-            using var savepoint = new MessageSavepoint(transaction);
+            using var savepoint = new Savepoint(transaction, "message");
             var outcome = (Handled: 0, DeadLettered: 0);
             foreach (var message in messages)
             {
@@ -289,7 +289,7 @@ public sealed partial class ConsumerHost(
 
     /// <summary>True when handled; false when it failed every attempt and was dead-lettered
     /// (it stays recorded as processed: the dead letter is its outcome).</summary>
-    private async Task<bool> HandleWithRetriesAsync(SqliteTransaction transaction, MessageSavepoint savepoint, IncomingMessage message)
+    private async Task<bool> HandleWithRetriesAsync(SqliteTransaction transaction, Savepoint savepoint, IncomingMessage message)
     {
         var attempts = 0;
         try
@@ -431,49 +431,6 @@ public sealed partial class ConsumerHost(
         var text = string.Join(" ", partitions.GroupBy(p => p.Topic).OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => $"{g.Key}[{string.Join(",", g.Select(p => p.Partition.Value).Order())}]"));
         return text.Length == 0 ? "(none)" : text;
-    }
-
-    /// <summary>One message's savepoint, its three statements prepared once per batch: a
-    /// savepoint per message then costs microseconds, not a statement compilation each time.</summary>
-    private sealed class MessageSavepoint : IDisposable
-    {
-        private readonly SqliteCommand _begin;
-        private readonly SqliteCommand _release;
-        private readonly SqliteCommand _rollback;
-
-        public MessageSavepoint(SqliteTransaction transaction)
-        {
-            _begin = Prepared(transaction, "SAVEPOINT message");
-            _release = Prepared(transaction, "RELEASE message");
-            _rollback = Prepared(transaction, "ROLLBACK TO message");
-        }
-
-        public void Begin() => _begin.ExecuteNonQuery();
-
-        public void Release() => _release.ExecuteNonQuery();
-
-        /// <summary>Undoes what the message wrote and ends its savepoint.</summary>
-        public void Undo()
-        {
-            _rollback.ExecuteNonQuery();
-            _release.ExecuteNonQuery();
-        }
-
-        public void Dispose()
-        {
-            _begin.Dispose();
-            _release.Dispose();
-            _rollback.Dispose();
-        }
-
-        private static SqliteCommand Prepared(SqliteTransaction transaction, string sql)
-        {
-            var command = transaction.Connection!.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            command.Prepare();
-            return command;
-        }
     }
 
     private sealed record IncomingMessage(

@@ -194,7 +194,7 @@ public sealed partial class PendingWorkWorker(
             {
                 await database.WriteAsync(async transaction =>
                 {
-                    using var savepoint = new Savepoint(transaction);
+                    using var savepoint = new Savepoint(transaction, "work_outcome");
                     foreach (var outcome in batch)
                     {
                         await RecordAsync(transaction, savepoint, outcome);
@@ -295,40 +295,6 @@ public sealed partial class PendingWorkWorker(
     private sealed record Outcome(WorkItem Item, bool Succeeded, object? Result, string? Error)
     {
         public bool Released { get; init; }
-    }
-
-    /// <summary>One outcome's savepoint, so a handler that fails to record it undoes only its own writes.</summary>
-    private sealed class Savepoint(SqliteTransaction transaction) : IDisposable
-    {
-        private readonly SqliteCommand _begin = Prepared(transaction, "SAVEPOINT work_outcome");
-        private readonly SqliteCommand _release = Prepared(transaction, "RELEASE work_outcome");
-        private readonly SqliteCommand _rollback = Prepared(transaction, "ROLLBACK TO work_outcome");
-
-        public void Begin() => _begin.ExecuteNonQuery();
-
-        public void Release() => _release.ExecuteNonQuery();
-
-        public void Undo()
-        {
-            _rollback.ExecuteNonQuery();
-            _release.ExecuteNonQuery();
-        }
-
-        public void Dispose()
-        {
-            _begin.Dispose();
-            _release.Dispose();
-            _rollback.Dispose();
-        }
-
-        private static SqliteCommand Prepared(SqliteTransaction transaction, string sql)
-        {
-            var command = transaction.Connection!.CreateCommand();
-            command.Transaction = transaction;
-            command.CommandText = sql;
-            command.Prepare();
-            return command;
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pending work {Id}: attempt {Attempts} failed: {Error}; trying again later")]
