@@ -136,7 +136,7 @@ public sealed partial class OutboxRelay(
         }
         else
         {
-            outcomes = await PublishAsync(OldestOfEachKey(waiting), cancellationToken);
+            outcomes = await PublishInLayersAsync(waiting, cancellationToken);
         }
 
         await RecordAsync(outcomes, cancellationToken);
@@ -151,12 +151,29 @@ public sealed partial class OutboxRelay(
             new { BatchSize })];
     }
 
-    /// <summary>Later rows of a key wait for the next round: they are sent only once every earlier
-    /// row of that key was acknowledged (or parked), so a retry never lets them overtake it.</summary>
-    private static List<OutboxRow> OldestOfEachKey(List<OutboxRow> rows)
+    /// <summary>The rows in layers: the oldest waiting row of each key, then, once those are
+    /// acknowledged, the next row of each key, and so on. A key's later rows are sent only after
+    /// every earlier row of it was acknowledged, so a failed row is never overtaken; keys whose row
+    /// failed wait for the next round, and a round with a failure ends there.</summary>
+    private async Task<List<Delivery>> PublishInLayersAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
     {
-        var seen = new HashSet<(string Topic, string Key)>();
-        return [.. rows.Where(r => seen.Add((r.Topic, r.Key)))];
+        var keys = rows.GroupBy(r => (r.Topic, r.Key)).Select(g => g.ToList()).ToList();
+        var outcomes = new List<Delivery>(rows.Count);
+        for (var depth = 0; ; depth++)
+        {
+            var layer = keys.Where(k => k.Count > depth).Select(k => k[depth]).OrderBy(r => r.Seq).ToList();
+            if (layer.Count == 0)
+            {
+                return outcomes;
+            }
+
+            var published = await PublishAsync(layer, cancellationToken);
+            outcomes.AddRange(published);
+            if (published.Any(o => o.Result is not DeliveryResult.Delivered))
+            {
+                return outcomes;
+            }
+        }
     }
 
     /// <summary>Hands every row to the client, then waits for all delivery reports while keeping
