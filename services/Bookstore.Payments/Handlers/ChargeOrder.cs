@@ -17,13 +17,7 @@ public sealed class ChargeOrder(PendingWorkSignal work) : IEventHandler<StockRes
             return;
         }
 
-        if (await PaymentStore.IsCancelledAsync(context.Transaction, data.OrderId))
-        {
-            await PaymentStore.RecordAsync(context.Transaction, data.OrderId, null, data.Total, PaymentStatus.Failed, ChargeWork.CancelledBeforePayment);
-            await context.PublishAsync(new PaymentFailed(data.OrderId, data.Total, ChargeWork.CancelledBeforePayment));
-            return;
-        }
-
+        // An order already cancelled is failed, uncharged, when the intent is claimed (ChargeWork.ShouldCallAsync).
         if (await PendingWork.AddAsync(context.Transaction, ChargeWork.WorkKind, data.OrderId, new ChargeIntent(data.OrderId, data.Total)))
         {
             work.Notify();

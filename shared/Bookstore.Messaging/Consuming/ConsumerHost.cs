@@ -313,7 +313,7 @@ public sealed partial class ConsumerHost(
                 CancellationToken.None);
             return true;
         }
-        catch (Exception e) when (e is not OperationCanceledException && !IsDatabaseFailure(e))
+        catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
         {
             await DeadLetterAsync(transaction, message, e, attempts);
             return false;
@@ -371,10 +371,6 @@ public sealed partial class ConsumerHost(
 
         LogDeadLettered(message.Topic, result.Partition.Value, result.Offset.Value, options.GroupId, attempts, error.Message);
     }
-
-    /// <summary>A failing database is not the message's fault: the batch is retried instead.</summary>
-    private static bool IsDatabaseFailure(Exception e) =>
-        e is SqliteException { SqliteErrorCode: 5 or 6 or 10 or 13 or 14 }; // BUSY, LOCKED, IOERR, FULL, CANTOPEN
 
     private IConsumer<byte[], byte[]> Build(string group)
     {

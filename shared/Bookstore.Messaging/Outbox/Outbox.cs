@@ -1,7 +1,6 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Events;
 using Dapper;
-using System.Threading.Channels;
 using Microsoft.Data.Sqlite;
 
 namespace Bookstore.Messaging.Outbox;
@@ -35,29 +34,4 @@ public sealed class Outbox(MessagingOptions options, OutboxSignal signal)
 }
 
 /// <summary>Wakes the relay when a transaction with outbox rows has committed in this process.</summary>
-public sealed class OutboxSignal
-{
-    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-
-    public void Notify() => _signal.Writer.TryWrite(true);
-
-    /// <summary>Waits for a signal or the timeout, whichever comes first.</summary>
-    public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        if (_signal.Reader.TryRead(out _))
-        {
-            return;
-        }
-
-        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timer.CancelAfter(timeout);
-        try
-        {
-            await _signal.Reader.ReadAsync(timer.Token);
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            // Timed out: the caller polls.
-        }
-    }
-}
+public sealed class OutboxSignal : WakeSignal;

@@ -101,6 +101,11 @@ public sealed class ServiceDatabase : IDisposable
             },
             cancellationToken);
 
+    /// <summary>The database failed (busy, locked, I/O, full, cannot open), not the work in hand:
+    /// worth retrying the whole transaction rather than blaming a message or an outcome.</summary>
+    public static bool IsUnavailable(Exception e) =>
+        e is SqliteException { SqliteErrorCode: 5 or 6 or 10 or 13 or 14 };
+
     private static void Configure(SqliteConnection connection) =>
         connection.Execute("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
 

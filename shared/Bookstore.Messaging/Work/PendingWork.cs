@@ -1,5 +1,4 @@
 using System.Text.Json;
-using System.Threading.Channels;
 using Bookstore.Messaging.Events;
 using Dapper;
 using Microsoft.Data.Sqlite;
@@ -129,30 +128,4 @@ public sealed class PendingWorkOptions
 }
 
 /// <summary>Wakes the worker when a handler recorded an intent in this process.</summary>
-public sealed class PendingWorkSignal
-{
-    private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-
-    public void Notify() => _signal.Writer.TryWrite(true);
-
-    /// <summary>Waits for a signal (true) or the timeout (false), whichever comes first.</summary>
-    public async Task<bool> WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
-    {
-        if (_signal.Reader.TryRead(out _))
-        {
-            return true;
-        }
-
-        using var timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timer.CancelAfter(timeout);
-        try
-        {
-            await _signal.Reader.ReadAsync(timer.Token);
-            return true;
-        }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            return false; // timed out: the caller polls
-        }
-    }
-}
+public sealed class PendingWorkSignal : WakeSignal;

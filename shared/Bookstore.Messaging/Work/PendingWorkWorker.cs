@@ -247,7 +247,7 @@ public sealed partial class PendingWorkWorker(
                 savepoint.Release();
                 return;
             }
-            catch (Exception e) when (e is not SqliteException { SqliteErrorCode: 5 or 6 or 10 or 13 or 14 })
+            catch (Exception e) when (!ServiceDatabase.IsUnavailable(e))
             {
                 savepoint.Undo();
                 error = $"recording the outcome failed: {e.Message}";
