@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Text;
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
 
@@ -19,55 +21,167 @@ public sealed record MemberStatus(string MemberId, string ClientId, string Host,
 public sealed record PartitionLag(string Topic, int Partition, long? Committed, long End, long? Lag);
 
 /// <summary>Who is in a consumer group, which partitions each member owns, and how far behind it is.
-/// Uses only what Kafka 0.9 answers too: DescribeGroups, OffsetFetch and ListOffsets (all verified
-/// against the local cluster). A group with no live member has no members here (0.9 drops it).</summary>
-public static class ConsumerGroupInspector
+/// Uses only what Kafka 0.9 answers too: ListGroups/DescribeGroups, OffsetFetch and ListOffsets (all
+/// verified against the local cluster). A group with no live member is <c>Dead</c> here (0.9 drops it).</summary>
+/// <remarks>
+/// Never through the admin API's coordinator requests (<c>DescribeConsumerGroupsAsync</c>,
+/// <c>ListConsumerGroupOffsetsAsync</c>): when a group's coordinator dies, librdkafka 2.16 may abort
+/// the whole process in them (<c>rd_kafka_enq_once_del_source_return: Assertion `eonce->refcnt > 0'</c>,
+/// librdkafka issue 4605, fix pending in PR 5397). Seen here: the Analytics service died that way
+/// when a broker was killed. Instead, members come from the classic group listing
+/// (<c>rd_kafka_list_groups</c>) and committed offsets from an idle consumer of the group, which
+/// never joins it. While a broker that the metadata still lists is down, the listing answers
+/// "partial response" and the caller keeps what it saw last.
+/// </remarks>
+public sealed class ConsumerGroupInspector(KafkaConnection connection, string clientId) : IDisposable
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(5);
 
+    private IAdminClient _admin = NewAdminClient(connection, clientId);
+
+    private readonly Dictionary<string, IConsumer<byte[], byte[]>> _offsetReaders = [];
+
+    /// <summary>One look, for a command that asks once.</summary>
     public static async Task<IReadOnlyList<GroupStatus>> DescribeAsync(KafkaConnection connection, IReadOnlyCollection<string> groupIds)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection, "bookstore-inspector"))
-            .SetLogHandler((_, _) => { })
-            .Build();
-        return await DescribeAsync(admin, groupIds);
+        using var inspector = new ConsumerGroupInspector(connection, "bookstore-inspector");
+        return await inspector.DescribeAsync(groupIds);
     }
 
-    /// <summary>The same with a client the caller keeps (a watcher that asks every second).</summary>
-    public static async Task<IReadOnlyList<GroupStatus>> DescribeAsync(IAdminClient admin, IReadOnlyCollection<string> groupIds)
+    /// <exception cref="KafkaException">A broker did not answer (e.g. one is down and still listed).</exception>
+    public async Task<IReadOnlyList<GroupStatus>> DescribeAsync(IReadOnlyCollection<string> groupIds)
     {
-        ArgumentNullException.ThrowIfNull(admin);
-        var described = await admin.DescribeConsumerGroupsAsync(groupIds, new DescribeConsumerGroupsOptions { RequestTimeout = Timeout });
-        var partitions = described.ConsumerGroupDescriptions
-            .SelectMany(g => g.Members.SelectMany(m => m.Assignment.TopicPartitions))
+        ArgumentNullException.ThrowIfNull(groupIds);
+        try
+        {
+            return await DescribeOnceAsync(groupIds);
+        }
+        catch (KafkaException)
+        {
+            // The classic listing asks every broker the client has ever known, so a dead one fails
+            // every later call too. Fresh clients know only what the cluster lists now: once the
+            // cluster has dropped the dead broker (its ZooKeeper session expired), the next call works.
+            DisposeClients();
+            _admin = NewAdminClient(connection, clientId);
+            throw;
+        }
+    }
+
+    private async Task<IReadOnlyList<GroupStatus>> DescribeOnceAsync(IReadOnlyCollection<string> groupIds)
+    {
+        var described = await Task.Run(() => groupIds.Select(id => (Id: id, Info: ListGroup(id))).ToList());
+        var partitions = described
+            .SelectMany(g => g.Info?.Members ?? [])
+            .SelectMany(m => DecodeAssignment(m.MemberAssignment))
             .Distinct()
             .ToList();
         var ends = partitions.Count == 0
             ? new Dictionary<TopicPartition, long>()
-            : (await admin.ListOffsetsAsync(partitions.Select(tp => new TopicPartitionOffsetSpec { TopicPartition = tp, OffsetSpec = OffsetSpec.Latest() }), new ListOffsetsOptions { RequestTimeout = Timeout }))
+            : (await _admin.ListOffsetsAsync(partitions.Select(tp => new TopicPartitionOffsetSpec { TopicPartition = tp, OffsetSpec = OffsetSpec.Latest() }), new ListOffsetsOptions { RequestTimeout = Timeout }))
                 .ResultInfos.ToDictionary(r => r.TopicPartitionOffsetError.TopicPartition, r => r.TopicPartitionOffsetError.Offset.Value);
 
         var result = new List<GroupStatus>();
-        foreach (var group in described.ConsumerGroupDescriptions.OrderBy(g => g.GroupId, StringComparer.Ordinal))
+        foreach (var (id, info) in described.OrderBy(g => g.Id, StringComparer.Ordinal))
         {
-            var owned = group.Members.SelectMany(m => m.Assignment.TopicPartitions).ToList();
-            var committed = owned.Count == 0
-                ? new Dictionary<TopicPartition, long>()
-                : (await admin.ListConsumerGroupOffsetsAsync([new ConsumerGroupTopicPartitions(group.GroupId, owned)], new ListConsumerGroupOffsetsOptions { RequestTimeout = Timeout }))
-                    .SelectMany(r => r.Partitions)
-                    .ToDictionary(p => p.TopicPartition, p => p.Offset.Value);
-            var members = group.Members
+            if (info is null)
+            {
+                result.Add(new GroupStatus(id, "Dead", []));
+                continue;
+            }
+
+            var assignments = info.Members.ToDictionary(m => m.MemberId, m => DecodeAssignment(m.MemberAssignment));
+            var owned = assignments.Values.SelectMany(a => a).ToList();
+            var committed = owned.Count == 0 ? [] : await Task.Run(() => Committed(id, owned));
+            var members = info.Members
                 .Select(m => new MemberStatus(
-                    m.ConsumerId,
+                    m.MemberId,
                     m.ClientId,
-                    m.Host,
-                    [.. m.Assignment.TopicPartitions
+                    m.ClientHost,
+                    [.. assignments[m.MemberId]
                         .OrderBy(tp => tp.Topic, StringComparer.Ordinal).ThenBy(tp => tp.Partition.Value)
                         .Select(tp => Lag(tp, committed, ends))]))
                 .OrderBy(m => m.ClientId, StringComparer.Ordinal)
                 .ToList();
-            result.Add(new GroupStatus(group.GroupId, group.State.ToString(), members));
+            result.Add(new GroupStatus(id, info.State, members));
+        }
+
+        return result;
+    }
+
+    public void Dispose() => DisposeClients();
+
+    private static IAdminClient NewAdminClient(KafkaConnection connection, string clientId) =>
+        new AdminClientBuilder(KafkaClientConfigs.Admin(connection, clientId))
+            .SetLogHandler((_, _) => { }) // a broker down is reported by the caller, not logged every second
+            .Build();
+
+    private void DisposeClients()
+    {
+        foreach (var reader in _offsetReaders.Values)
+        {
+            reader.Dispose();
+        }
+
+        _offsetReaders.Clear();
+        _admin.Dispose();
+    }
+
+#pragma warning disable CS0618 // The classic listing is deprecated, but it is the one without the coordinator-request crash (see remarks).
+    private GroupInfo? ListGroup(string groupId) => _admin.ListGroup(groupId, Timeout);
+#pragma warning restore CS0618
+
+    private Dictionary<TopicPartition, long> Committed(string groupId, List<TopicPartition> partitions)
+    {
+        if (!_offsetReaders.TryGetValue(groupId, out var reader))
+        {
+            // Configured with the group but never subscribed: it reads the group's offsets and never joins it.
+            reader = new ConsumerBuilder<byte[], byte[]>(KafkaClientConfigs.Consumer(connection, groupId, $"{clientId}-offsets"))
+                .SetLogHandler((_, _) => { })
+                .Build();
+            _offsetReaders[groupId] = reader;
+        }
+
+        try
+        {
+            return reader.Committed(partitions, Timeout).ToDictionary(p => p.TopicPartition, p => p.Offset.Value);
+        }
+        catch (KafkaException)
+        {
+            // Seen here: after its coordinator moved, a reader kept failing until replaced.
+            _offsetReaders.Remove(groupId);
+            reader.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The consumer protocol's assignment: version, then per topic its name and partitions
+    /// (then user data, unused here). Empty while the group is rebalancing.</summary>
+    internal static IReadOnlyList<TopicPartition> DecodeAssignment(byte[]? assignment)
+    {
+        if (assignment is not { Length: >= 6 })
+        {
+            return [];
+        }
+
+        var span = assignment.AsSpan();
+        var position = 2; // version
+        var topics = BinaryPrimitives.ReadInt32BigEndian(span[position..]);
+        position += 4;
+        var result = new List<TopicPartition>();
+        for (var t = 0; t < topics; t++)
+        {
+            var nameLength = BinaryPrimitives.ReadInt16BigEndian(span[position..]);
+            position += 2;
+            var topic = Encoding.UTF8.GetString(span.Slice(position, nameLength));
+            position += nameLength;
+            var count = BinaryPrimitives.ReadInt32BigEndian(span[position..]);
+            position += 4;
+            for (var p = 0; p < count; p++)
+            {
+                result.Add(new TopicPartition(topic, BinaryPrimitives.ReadInt32BigEndian(span[position..])));
+                position += 4;
+            }
         }
 
         return result;

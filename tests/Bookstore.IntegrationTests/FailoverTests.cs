@@ -66,4 +66,75 @@ public sealed class FailoverTests(KafkaClusterFixture fixture)
         var lost = acknowledged.Where(id => !stored.Contains(id)).ToList();
         Assert.True(lost.Count == 0, $"{lost.Count} acknowledged writes lost, e.g. {string.Join(", ", lost.Take(5))}");
     }
+
+    /// <summary>The dashboard and <c>status</c> ask who is in each group every second. Through the
+    /// admin API's coordinator requests, librdkafka 2.16 aborted the whole process when the group's
+    /// coordinator died (seen: the Analytics service); the inspector must ride it out and answer
+    /// again once the group has a new coordinator.</summary>
+    [BrokerControlFact]
+    public async Task Group_inspection_survives_the_death_of_the_groups_coordinator()
+    {
+        var topic = await fixture.CreateTopicAsync("inspected", 3);
+        var group = fixture.GroupId("inspected");
+        using var stop = new CancellationTokenSource();
+        var member = Task.Run(() =>
+        {
+            using var consumer = TestClients.Consumer(fixture.Connection, group);
+            consumer.Subscribe(topic);
+            while (!stop.IsCancellationRequested)
+            {
+                consumer.Consume(TimeSpan.FromMilliseconds(100));
+            }
+
+            consumer.Close();
+        });
+
+        using var inspector = new ConsumerGroupInspector(fixture.Connection, "integration-test-inspector");
+        async Task<bool> SeesTheMemberAsync()
+        {
+            try
+            {
+                var status = (await inspector.DescribeAsync([group])).Single();
+                return status.State == "Stable" && status.Members.Count == 1 && status.Members[0].Partitions.Count == 3;
+            }
+            catch (KafkaException)
+            {
+                return false; // a broker the metadata still lists is down: asked again on the next tick
+            }
+        }
+
+        var victim = -1;
+        try
+        {
+            Assert.True(await Poll.UntilAsync(_ => SeesTheMemberAsync(), TestClients.Deadline), "the member and its 3 partitions are seen before the kill");
+            using (var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(fixture.Connection)).Build())
+            {
+#pragma warning disable CS0618 // the classic listing names the group's coordinator
+                victim = admin.ListGroup(group, TimeSpan.FromSeconds(10))!.Broker.BrokerId;
+#pragma warning restore CS0618
+            }
+
+            var asking = Task.Run(async () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await SeesTheMemberAsync();
+                    await Task.Delay(20);
+                }
+            });
+            await fixture.Cluster.KillBrokerAsync(victim);
+            Assert.True(await Poll.UntilAsync(_ => SeesTheMemberAsync(), TestClients.Deadline), $"the member is seen again once broker {victim}, the coordinator, is gone");
+            await stop.CancelAsync();
+            await asking;
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await member;
+            if (victim >= 0)
+            {
+                await fixture.Cluster.StartBrokerAsync(victim);
+            }
+        }
+    }
 }

@@ -29,7 +29,7 @@ public sealed record ClusterView(
     IReadOnlyList<Rebalance> Rebalances);
 
 /// <summary>Asks the cluster every second who leads what and who owns which partition, with the
-/// calls <c>./bookstore status</c> uses and Kafka 0.9 answers (Metadata, DescribeGroups,
+/// calls <c>./bookstore status</c> uses and Kafka 0.9 answers (Metadata, ListGroups/DescribeGroups,
 /// OffsetFetch, ListOffsets), and notes every change of a group's settled assignment.</summary>
 /// <remarks>A snapshot taken during a rebalance shows empty assignments, so only settled states
 /// (Stable, or no member at all) are compared. A broker the cluster stops listing is shown down:
@@ -52,6 +52,7 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
         using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(options.Connection(), $"{options.ServiceName}-dashboard"))
             .SetLogHandler((_, _) => { }) // an unreachable broker is shown on the page, not logged every second
             .Build();
+        using var inspector = new ConsumerGroupInspector(options.Connection(), $"{options.ServiceName}-dashboard");
         var groupIds = ConsumerGroups.All.Select(g => options.Namespace + g).ToList();
         using var timer = new PeriodicTimer(Interval);
         do
@@ -59,7 +60,7 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
             try
             {
                 var metadata = await Task.Run(() => ClusterSnapshot.From(admin.GetMetadata(TimeSpan.FromSeconds(5))), stoppingToken);
-                var groups = await ConsumerGroupInspector.DescribeAsync(admin, groupIds);
+                var groups = await inspector.DescribeAsync(groupIds);
                 _view = Update(metadata, groups);
             }
             catch (KafkaException e)
