@@ -46,6 +46,9 @@ public sealed class MessagingOptions
     /// <summary>How often old records are pruned.</summary>
     public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>Records pruned per write transaction at most: a consumer waits for one chunk at most.</summary>
+    public int PruneChunkSize { get; set; } = 5_000;
+
     /// <summary>librdkafka producer properties that override the suite's (e.g.
     /// <c>Messaging:Producer:linger.ms</c>), for tuning and fault tests.</summary>
     public Dictionary<string, string> Producer { get; set; } = [];

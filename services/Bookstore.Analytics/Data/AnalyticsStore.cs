@@ -229,11 +229,19 @@ public static class AnalyticsStore
             DELETE FROM sold_lines WHERE event_id IN (SELECT event_id FROM temp.folding);
             DELETE FROM facts WHERE event_id IN (SELECT event_id FROM temp.folding);
             DELETE FROM temp.folding;
-            INSERT INTO fold_watermark (id, folded_before) VALUES (1, @horizon)
-                ON CONFLICT (id) DO UPDATE SET folded_before = max(folded_before, excluded.folded_before);
             """,
-            new { horizon },
-            transaction);
+            transaction: transaction);
+        if (orders + others > 0)
+        {
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO fold_watermark (id, folded_before) VALUES (1, @horizon)
+                    ON CONFLICT (id) DO UPDATE SET folded_before = max(folded_before, excluded.folded_before)
+                """,
+                new { horizon },
+                transaction);
+        }
+
         return orders + others;
     }
 }

@@ -52,8 +52,6 @@ public sealed partial class Pruner(
     /// <summary>For clock skew between the brokers and this host, and for a broker that was down.</summary>
     public static readonly TimeSpan Margin = TimeSpan.FromDays(1);
 
-    public const int ChunkSize = 5_000;
-
     private readonly IReadOnlyList<IPruneStep> _steps = [new ProcessedEventsPruneStep(options), .. registeredSteps];
     private readonly Dictionary<string, long> _pruned = [];
 
@@ -141,9 +139,9 @@ public sealed partial class Pruner(
         long total = 0;
         while (true)
         {
-            var taken = await database.WriteAsync(t => step.PruneAsync(t, before, ChunkSize), cancellationToken);
+            var taken = await database.WriteAsync(t => step.PruneAsync(t, before, options.PruneChunkSize), cancellationToken);
             total += taken;
-            if (taken < ChunkSize)
+            if (taken < options.PruneChunkSize)
             {
                 break;
             }
