@@ -8,11 +8,21 @@ using Bookstore.Messaging.Storage;
 using Bookstore.ServiceDefaults;
 using Confluent.Kafka;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Data.Sqlite;
 
 namespace Bookstore.Analytics;
 
-public sealed record ReplayResult(long EventsRead, long Skipped, double Seconds, Summary Summary);
+/// <param name="EventsRead">Events read from the retained log.</param>
+/// <param name="Recorded">Of those, the ones that had no fact yet (the others were recorded already, or folded).</param>
+/// <param name="Skipped">Records that are no known event (the live consumer dead-lettered them).</param>
+/// <param name="Transactions">Write transactions the replay took; the live consumer writes in between.</param>
+public sealed record ReplayResult(long EventsRead, long Recorded, long Skipped, int Transactions, double Seconds, Summary Summary);
+
+/// <summary>Analytics' own settings (section <c>Analytics</c>).</summary>
+public sealed class AnalyticsOptions
+{
+    /// <summary>Events a replay records per write transaction: the live consumer waits for one at most.</summary>
+    public int ReplayBatchSize { get; set; } = 2_000;
+}
 
 public static class AnalyticsApi
 {
@@ -22,7 +32,7 @@ public static class AnalyticsApi
     {
         var analytics = app.MapGroup("/analytics").WithTags("Analytics");
         analytics.MapGet("/summary", GetSummary).WithSummary("Orders placed, confirmed, cancelled, revenue, top books, events per topic");
-        analytics.MapPost("/replay", Replay).RequireAdminKey().WithSummary("Rebuild every figure by re-reading the retained log from the earliest offset (admin key)");
+        analytics.MapPost("/replay", Replay).RequireAdminKey().WithSummary("Re-read the retained log from the earliest offset and record what is missing (admin key)");
         return app;
     }
 
@@ -32,11 +42,15 @@ public static class AnalyticsApi
         return TypedResults.Ok(await AnalyticsStore.SummaryAsync(connection));
     }
 
-    /// <summary>Clears the facts and reads every partition of the seed topics from its earliest
-    /// retained offset to its end, all in one transaction. The end offsets are taken once that
-    /// transaction holds the write lock, so the live consumer can add nothing in between: what it
-    /// records afterwards is either beyond them or already there (facts are keyed by event id).</summary>
-    private static async Task<Results<Ok<ReplayResult>, ProblemHttpResult>> Replay(ServiceDatabase database, MessagingOptions options, CancellationToken cancellationToken)
+    /// <summary>Reads every partition of the seed topics from its earliest retained offset to the
+    /// end offset it had when the replay began, and records each event that has no fact yet, a batch
+    /// of <see cref="AnalyticsOptions.ReplayBatchSize"/> per short write transaction, so the live
+    /// consumer carries on in between. Nothing is cleared: facts are keyed by event id, so what the
+    /// live consumer recorded before or meanwhile is not counted twice, and what is older than the
+    /// retained log stays, among the facts or in the roll-ups (an event older than the latest fold is
+    /// not recorded again).</summary>
+    private static async Task<Results<Ok<ReplayResult>, ProblemHttpResult>> Replay(
+        ServiceDatabase database, MessagingOptions options, AnalyticsOptions analytics, CancellationToken cancellationToken)
     {
         if (!await OneReplay.WaitAsync(0, cancellationToken))
         {
@@ -46,15 +60,11 @@ public static class AnalyticsApi
         try
         {
             var clock = Stopwatch.StartNew();
-            var (read, skipped) = await database.WriteAsync(
-                async transaction =>
-                {
-                    await AnalyticsStore.ClearAsync(transaction);
-                    return await ReadAllAsync(transaction, options, TimeSpan.FromMinutes(2));
-                },
-                cancellationToken);
+            var replay = new ReplayProgress();
+            await ReadAllAsync(database, options, Math.Max(1, analytics.ReplayBatchSize), TimeSpan.FromMinutes(2), replay, cancellationToken);
             await using var connection = await database.OpenAsync(cancellationToken);
-            return TypedResults.Ok(new ReplayResult(read, skipped, clock.Elapsed.TotalSeconds, await AnalyticsStore.SummaryAsync(connection)));
+            return TypedResults.Ok(new ReplayResult(
+                replay.Read, replay.Recorded, replay.Skipped, replay.Transactions, clock.Elapsed.TotalSeconds, await AnalyticsStore.SummaryAsync(connection)));
         }
         catch (TimeoutException e)
         {
@@ -66,7 +76,20 @@ public static class AnalyticsApi
         }
     }
 
-    private static async Task<(long Read, long Skipped)> ReadAllAsync(SqliteTransaction transaction, MessagingOptions options, TimeSpan deadline)
+    private sealed class ReplayProgress
+    {
+        public long Read { get; set; }
+
+        public long Recorded { get; set; }
+
+        public long Skipped { get; set; }
+
+        public int Transactions { get; set; }
+    }
+
+    private sealed record Replayed(string EventId, string Topic, EventDefinition Definition, object Data, DateTimeOffset Time);
+
+    private static async Task ReadAllAsync(ServiceDatabase database, MessagingOptions options, int batchSize, TimeSpan deadline, ReplayProgress progress, CancellationToken cancellationToken)
     {
         using var consumer = new ConsumerBuilder<byte[], byte[]>(KafkaClientConfigs.Consumer(options.Connection(), options.GroupId + "-replay", $"{options.ServiceName}-replay"))
             .SetLogHandler((_, _) => { })
@@ -86,7 +109,7 @@ public static class AnalyticsApi
         }
 
         consumer.Assign(remaining.Keys.Select(tp => new TopicPartitionOffset(tp, Offset.Beginning)));
-        long read = 0, skipped = 0;
+        var batch = new List<Replayed>(batchSize);
         var clock = Stopwatch.StartNew();
         while (remaining.Count > 0)
         {
@@ -113,15 +136,42 @@ public static class AnalyticsApi
 
             if (!TryRead(result, out var cloudEvent, out var definition, out var data))
             {
-                skipped++;
+                progress.Skipped++;
                 continue;
             }
 
-            await AnalyticsStore.RecordAsync(transaction, cloudEvent.Id, options.LogicalTopicName(result.Topic), definition, data, cloudEvent.Time);
-            read++;
+            batch.Add(new Replayed(cloudEvent.Id, options.LogicalTopicName(result.Topic), definition, data, cloudEvent.Time));
+            progress.Read++;
+            if (batch.Count >= batchSize)
+            {
+                await RecordAsync(database, batch, progress, cancellationToken);
+            }
         }
 
-        return (read, skipped);
+        await RecordAsync(database, batch, progress, cancellationToken);
+    }
+
+    private static async Task RecordAsync(ServiceDatabase database, List<Replayed> batch, ReplayProgress progress, CancellationToken cancellationToken)
+    {
+        if (batch.Count == 0)
+        {
+            return;
+        }
+
+        progress.Recorded += await database.WriteAsync(
+            async transaction =>
+            {
+                var recorded = 0;
+                foreach (var e in batch)
+                {
+                    recorded += await AnalyticsStore.RecordAsync(transaction, e.EventId, e.Topic, e.Definition, e.Data, e.Time) ? 1 : 0;
+                }
+
+                return recorded;
+            },
+            cancellationToken);
+        progress.Transactions++;
+        batch.Clear();
     }
 
     private static bool TryRead(ConsumeResult<byte[], byte[]> result, out CloudEvent cloudEvent, out EventDefinition definition, out object data)

@@ -20,7 +20,8 @@ builder.AddMessaging(ConsumerGroups.Notifications, NotificationStore.Schema + Pe
     .Handle<OrderPlaced, NotifyOrderReceived>()
     .Handle<OrderConfirmed, NotifyOrderConfirmed>()
     .Handle<OrderCancelled, NotifyOrderCancelled>()
-    .Handle<NotificationRequested, SendRequestedNotification>());
+    .Handle<NotificationRequested, SendRequestedNotification>()
+    .Prune<NotificationsPruneStep>());
 builder.Services.AddSingleton(new EmailSender(builder.Configuration.GetSection("Smtp").Get<SmtpOptions>() ?? new SmtpOptions()));
 // Handlers only record emails; the worker sends them outside any transaction (Notifications:RetryDelay, …).
 builder.Services.AddPendingWork(builder.Configuration.GetSection("Notifications").Get<PendingWorkOptions>() ?? new PendingWorkOptions());

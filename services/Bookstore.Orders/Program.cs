@@ -20,7 +20,9 @@ builder.AddMessaging(ConsumerGroups.Orders, OrderStore.Schema, consumers => cons
     .Handle<PaymentSucceeded, ConfirmOnPayment>()
     .Handle<PaymentFailed, CancelOnPaymentFailure>()
     .Handle<BookPriceChanged, UpdateCatalogPrice>()
-    .Handle<BookAvailabilityChanged, UpdateCatalogAvailability>());
+    .Handle<BookAvailabilityChanged, UpdateCatalogAvailability>()
+    .Prune<OrderHistoryPruneStep>()
+    .Prune<IdempotencyKeysPruneStep>());
 builder.Services.AddSingleton(builder.Configuration.GetSection("Orders").Get<OrderOptions>() ?? new OrderOptions());
 builder.Services.AddHostedService<PendingOrderTimeout>();
 builder.Services.AddSingleton<CatalogReadiness>();

@@ -52,8 +52,13 @@ public static class MessagingExtensions
 
             services.AddSingleton<ConsumerHost>();
             services.AddHostedService(sp => sp.GetRequiredService<ConsumerHost>());
-            services.AddSingleton<ProcessedEventsPruner>();
-            services.AddHostedService(sp => sp.GetRequiredService<ProcessedEventsPruner>());
+            foreach (var step in registration.PruneStepTypes)
+            {
+                services.AddSingleton(typeof(IPruneStep), step);
+            }
+
+            services.AddSingleton<Pruner>();
+            services.AddHostedService(sp => sp.GetRequiredService<Pruner>());
         }
 
         return options;

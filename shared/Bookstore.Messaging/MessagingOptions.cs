@@ -36,11 +36,18 @@ public sealed class MessagingOptions
     public int MaxMessageBytes { get; set; } = 1_000_000;
 
     /// <summary>How long the ids of processed events are kept; unset: until Kafka has surely
-    /// deleted the events (see <see cref="Consuming.ProcessedEventsPruner.SafeHorizon"/>).</summary>
+    /// deleted the events (see <see cref="Consuming.Pruner.SafeHorizon"/>).</summary>
     public TimeSpan? ProcessedEventsRetention { get; set; }
 
-    /// <summary>How often old processed-event ids are pruned.</summary>
+    /// <summary>How long the records of each prune step the service registered are kept, by the
+    /// step's name (e.g. <c>Messaging:Retention:OrderHistory</c>); unset: the step's default.</summary>
+    public Dictionary<string, TimeSpan> Retention { get; set; } = [];
+
+    /// <summary>How often old records are pruned.</summary>
     public TimeSpan PruneInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Records pruned per write transaction at most: a consumer waits for one chunk at most.</summary>
+    public int PruneChunkSize { get; set; } = 5_000;
 
     /// <summary>librdkafka producer properties that override the suite's (e.g.
     /// <c>Messaging:Producer:linger.ms</c>), for tuning and fault tests.</summary>

@@ -99,7 +99,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
         Assert.True(
             await Poll.UntilAsync(async _ => (await QueryAsync<long>(app, "SELECT count(*) FROM processed_events")).Single() == 0, TestClients.Deadline),
             "the old record is pruned");
-        Assert.True(app.Services.GetRequiredService<ProcessedEventsPruner>().Pruned >= 1);
+        Assert.True(app.Services.GetRequiredService<Pruner>().Pruned >= 1);
         Assert.Equal(["ORD-OLD"], await QueryAsync<string>(app, "SELECT order_id FROM handled"));
 
         // A young record still turns a re-delivery into a no-op.

@@ -332,7 +332,9 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
 
     private sealed record BookSalesView(string Isbn, long Quantity, decimal Revenue);
 
-    private sealed record SummaryView(long OrdersPlaced, long OrdersConfirmed, long OrdersCancelled, decimal Revenue, List<BookSalesView> TopBooks);
+    private sealed record TopicCountView(string Topic, long Events);
+
+    private sealed record SummaryView(long OrdersPlaced, long OrdersConfirmed, long OrdersCancelled, decimal Revenue, List<BookSalesView> TopBooks, List<TopicCountView> EventsByTopic);
 
     private sealed record ReplayView(long EventsRead, SummaryView Summary);
 }

@@ -11,20 +11,20 @@ public sealed class PruningHorizonTests
     {
         var consumed = new[] { Topics.BookOrders, Topics.PaymentResults, Topics.DeadLetters };
 
-        var horizon = ProcessedEventsPruner.SafeHorizon(consumed);
+        var horizon = Pruner.SafeHorizon(consumed);
 
         // Kafka deletes a segment once its newest record is older than retention.ms, checked every
         // log.retention.check.interval.ms: the oldest record of a segment lives up to a segment's age longer.
-        var latestDeletion = Topics.DeadLetters.Retention + ProcessedEventsPruner.SegmentAge + ProcessedEventsPruner.RetentionCheckInterval;
+        var latestDeletion = Topics.DeadLetters.Retention + Pruner.SegmentAge + Pruner.RetentionCheckInterval;
         Assert.True(horizon > latestDeletion, $"{horizon} > {latestDeletion}");
     }
 
     [Fact]
     public void Compacted_topics_do_not_set_the_horizon_because_their_handlers_are_idempotent_by_nature()
     {
-        var horizon = ProcessedEventsPruner.SafeHorizon([Topics.BookCatalogUpdates with { Retention = TimeSpan.FromDays(365) }, Topics.InventoryEvents]);
+        var horizon = Pruner.SafeHorizon([Topics.BookCatalogUpdates with { Retention = TimeSpan.FromDays(365) }, Topics.InventoryEvents]);
 
         Assert.True(horizon < TimeSpan.FromDays(365));
-        Assert.True(horizon > Topics.InventoryEvents.Retention + ProcessedEventsPruner.SegmentAge);
+        Assert.True(horizon > Topics.InventoryEvents.Retention + Pruner.SegmentAge);
     }
 }

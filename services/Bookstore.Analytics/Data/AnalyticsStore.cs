@@ -23,7 +23,13 @@ public sealed record Summary(
     IReadOnlyList<TopicCount> EventsByTopic);
 
 /// <summary>Analytics keeps one fact per event (keyed by event id) and derives every figure from
-/// the facts: recording is idempotent, so a re-delivery or a replay can never count twice.</summary>
+/// the facts and their roll-ups: recording is idempotent, so a re-delivery or a replay can never
+/// count twice.</summary>
+/// <remarks>Old facts are folded into roll-up tables (<see cref="FoldAsync"/>) a whole order at a
+/// time, so an order counted by its id is counted in the roll-up or among the facts, never in
+/// both. <c>fold_watermark</c> holds the horizon of the latest fold: an event older than that is
+/// not recorded any more, since it may be in a roll-up already (a compacted topic's record, read
+/// again by a replay) and its fact would then count it a second time.</remarks>
 public static class AnalyticsStore
 {
     public const string Schema = """
@@ -36,6 +42,7 @@ public static class AnalyticsStore
             at TEXT NOT NULL) WITHOUT ROWID;
         DROP INDEX IF EXISTS facts_by_type;
         CREATE INDEX IF NOT EXISTS facts_by_type_and_order ON facts (type, order_id);
+        CREATE INDEX IF NOT EXISTS facts_by_order_and_age ON facts (order_id, at);
         CREATE TABLE IF NOT EXISTS sold_lines (
             event_id TEXT NOT NULL,
             isbn TEXT NOT NULL,
@@ -47,9 +54,28 @@ public static class AnalyticsStore
             title TEXT NOT NULL,
             price_cents INTEGER NOT NULL,
             available INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS rollup_orders (
+            type TEXT PRIMARY KEY,
+            orders INTEGER NOT NULL,
+            amount_cents INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS rollup_topics (
+            topic TEXT PRIMARY KEY,
+            events INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS rollup_books (
+            isbn TEXT PRIMARY KEY,
+            quantity INTEGER NOT NULL,
+            amount_cents INTEGER NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS fold_watermark (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            folded_before TEXT NOT NULL);
         """;
 
-    public static async Task RecordAsync(SqliteTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at)
+    // The orders that reached a step: those folded into the roll-up plus the distinct ones among the facts.
+    private static string OrdersAt(string type) =>
+        $"((SELECT coalesce(sum(orders), 0) FROM rollup_orders WHERE type = {type}) + (SELECT count(DISTINCT order_id) FROM facts WHERE type = {type}))";
+
+    /// <summary>Records the event's fact; false when it was there already, or older than the latest fold.</summary>
+    public static async Task<bool> RecordAsync(SqliteTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at)
     {
         var (orderId, amount) = data switch
         {
@@ -65,8 +91,12 @@ public static class AnalyticsStore
             _ => ((string?)null, (decimal?)null),
         };
         var inserted = await transaction.Connection!.ExecuteAsync(
-            "INSERT OR IGNORE INTO facts (event_id, topic, type, order_id, amount_cents, at) VALUES (@eventId, @topic, @type, @orderId, @cents, @at)",
-            new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToString("O") },
+            """
+            INSERT OR IGNORE INTO facts (event_id, topic, type, order_id, amount_cents, at)
+            SELECT @eventId, @topic, @type, @orderId, @cents, @at
+            WHERE @at >= coalesce((SELECT folded_before FROM fold_watermark), '')
+            """,
+            new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToUniversalTime().ToString("O") },
             transaction);
         if (inserted == 1 && data is BookPriceChanged or BookAvailabilityChanged)
         {
@@ -96,26 +126,33 @@ public static class AnalyticsStore
                     transaction);
             }
         }
+
+        return inserted == 1;
     }
 
     public static async Task<Summary> SummaryAsync(SqliteConnection connection, SqliteTransaction? transaction = null)
     {
         // Orders are counted by id: an order's lifecycle event is the fact, whatever re-deliveries did.
         var counts = await connection.QuerySingleAsync<(long Placed, long Confirmed, long Cancelled, long RevenueCents)>(
-            """
+            $"""
             SELECT
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @placed),
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @confirmed),
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @cancelled),
-              (SELECT coalesce(sum(amount_cents), 0) FROM (SELECT max(amount_cents) AS amount_cents FROM facts WHERE type = @confirmed GROUP BY order_id))
+              {OrdersAt("@placed")},
+              {OrdersAt("@confirmed")},
+              {OrdersAt("@cancelled")},
+              (SELECT coalesce(sum(amount_cents), 0) FROM rollup_orders WHERE type = @confirmed)
+                + (SELECT coalesce(sum(amount_cents), 0) FROM (SELECT max(amount_cents) AS amount_cents FROM facts WHERE type = @confirmed GROUP BY order_id))
             """,
             new { placed = EventCatalog.OrderPlaced.TypeName, confirmed = EventCatalog.OrderConfirmed.TypeName, cancelled = EventCatalog.OrderCancelled.TypeName },
             transaction);
         var topBooks = await connection.QueryAsync<(string Isbn, long Quantity, long Cents)>(
-            "SELECT isbn, sum(quantity) AS q, sum(amount_cents) FROM sold_lines GROUP BY isbn ORDER BY q DESC, isbn LIMIT 5",
+            """
+            SELECT isbn, sum(quantity) AS q, sum(amount_cents) FROM (
+                SELECT isbn, quantity, amount_cents FROM sold_lines UNION ALL SELECT isbn, quantity, amount_cents FROM rollup_books)
+            GROUP BY isbn ORDER BY q DESC, isbn LIMIT 5
+            """,
             transaction: transaction);
         var byTopic = await connection.QueryAsync<(string Topic, long Events)>(
-            "SELECT topic, count(*) FROM facts GROUP BY topic ORDER BY topic",
+            "SELECT topic, sum(events) FROM (SELECT topic, count(*) AS events FROM facts GROUP BY topic UNION ALL SELECT topic, events FROM rollup_topics) GROUP BY topic ORDER BY topic",
             transaction: transaction);
         return new Summary(
             counts.Placed,
@@ -128,13 +165,13 @@ public static class AnalyticsStore
 
     public static Task<Funnel> FunnelAsync(SqliteConnection connection) =>
         connection.QuerySingleAsync<Funnel>(
-            """
+            $"""
             SELECT
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @placed) AS Placed,
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @reserved) AS Reserved,
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @paid) AS Paid,
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @confirmed) AS Confirmed,
-              (SELECT count(DISTINCT order_id) FROM facts WHERE type = @cancelled) AS Cancelled
+              {OrdersAt("@placed")} AS Placed,
+              {OrdersAt("@reserved")} AS Reserved,
+              {OrdersAt("@paid")} AS Paid,
+              {OrdersAt("@confirmed")} AS Confirmed,
+              {OrdersAt("@cancelled")} AS Cancelled
             """,
             new
             {
@@ -150,6 +187,76 @@ public static class AnalyticsStore
             "SELECT isbn, title, price_cents, available FROM books ORDER BY title"))
             .Select(b => new Book(b.Isbn, b.Title, Money.FromCents(b.Cents), (int)b.Available))];
 
-    public static Task ClearAsync(SqliteTransaction transaction) =>
-        transaction.Connection!.ExecuteAsync("DELETE FROM facts; DELETE FROM sold_lines;", transaction: transaction);
+    /// <summary>Folds into the roll-ups, and deletes, the facts of at most <paramref name="limit"/>
+    /// orders whose every fact is older than <paramref name="before"/>, then as many facts of no order
+    /// (the catalog's) as the limit leaves room for; returns how many orders and facts of no order it took.</summary>
+    /// <remarks>A whole order at a time: an order is then counted once per step, in the roll-up or
+    /// among the facts. Its revenue is its largest confirmed amount, as the live query takes it.</remarks>
+    public static async Task<int> FoldAsync(SqliteTransaction transaction, DateTimeOffset before, int limit)
+    {
+        var connection = transaction.Connection!;
+        var horizon = before.ToUniversalTime().ToString("O");
+        await connection.ExecuteAsync(
+            """
+            CREATE TEMP TABLE IF NOT EXISTS folding (event_id TEXT PRIMARY KEY, order_id TEXT) WITHOUT ROWID;
+            DELETE FROM temp.folding;
+            INSERT INTO temp.folding (event_id, order_id)
+                SELECT event_id, order_id FROM facts WHERE order_id IN (
+                    SELECT order_id FROM facts WHERE order_id IS NOT NULL GROUP BY order_id HAVING max(at) < @horizon LIMIT @limit);
+            """,
+            new { horizon, limit },
+            transaction);
+        var orders = await connection.ExecuteScalarAsync<int>("SELECT count(DISTINCT order_id) FROM temp.folding", transaction: transaction);
+        var others = await connection.ExecuteAsync(
+            "INSERT INTO temp.folding (event_id, order_id) SELECT event_id, NULL FROM facts WHERE order_id IS NULL AND at < @horizon LIMIT @room",
+            new { horizon, room = limit - orders },
+            transaction);
+        await connection.ExecuteAsync(
+            """
+            INSERT INTO rollup_orders (type, orders, amount_cents)
+                SELECT type, count(*), coalesce(sum(amount_cents), 0) FROM (
+                    SELECT f.type, f.order_id, max(f.amount_cents) AS amount_cents
+                    FROM temp.folding g JOIN facts f ON f.event_id = g.event_id
+                    WHERE g.order_id IS NOT NULL GROUP BY f.type, f.order_id)
+                WHERE true GROUP BY type
+                ON CONFLICT (type) DO UPDATE SET orders = orders + excluded.orders, amount_cents = amount_cents + excluded.amount_cents;
+            INSERT INTO rollup_topics (topic, events)
+                SELECT f.topic, count(*) FROM temp.folding g JOIN facts f ON f.event_id = g.event_id WHERE true GROUP BY f.topic
+                ON CONFLICT (topic) DO UPDATE SET events = events + excluded.events;
+            INSERT INTO rollup_books (isbn, quantity, amount_cents)
+                SELECT s.isbn, sum(s.quantity), sum(s.amount_cents) FROM temp.folding g JOIN sold_lines s ON s.event_id = g.event_id WHERE true GROUP BY s.isbn
+                ON CONFLICT (isbn) DO UPDATE SET quantity = quantity + excluded.quantity, amount_cents = amount_cents + excluded.amount_cents;
+            DELETE FROM sold_lines WHERE event_id IN (SELECT event_id FROM temp.folding);
+            DELETE FROM facts WHERE event_id IN (SELECT event_id FROM temp.folding);
+            DELETE FROM temp.folding;
+            """,
+            transaction: transaction);
+        if (orders + others > 0)
+        {
+            await connection.ExecuteAsync(
+                """
+                INSERT INTO fold_watermark (id, folded_before) VALUES (1, @horizon)
+                    ON CONFLICT (id) DO UPDATE SET folded_before = max(folded_before, excluded.folded_before)
+                """,
+                new { horizon },
+                transaction);
+        }
+
+        return orders + others;
+    }
+}
+
+/// <summary>Analytics' facts, folded into the roll-ups once their events can no longer come back.</summary>
+public sealed class AnalyticsFactsPruneStep : Bookstore.Messaging.Consuming.IPruneStep
+{
+    public string Name => "AnalyticsFacts";
+
+    public TimeSpan? DefaultRetention => null;
+
+    // Folded facts are no longer there to turn a re-delivered event into a no-op; the watermark
+    // keeps it from being counted twice, but then also a late first delivery goes uncounted.
+    public bool GuardsAgainstRedelivery => true;
+
+    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+        AnalyticsStore.FoldAsync(transaction, before, limit);
 }

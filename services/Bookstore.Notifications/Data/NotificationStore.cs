@@ -21,6 +21,7 @@ public static class NotificationStore
             at TEXT NOT NULL) WITHOUT ROWID;
         CREATE UNIQUE INDEX IF NOT EXISTS one_notification_per_order_and_kind ON notifications (order_id, kind) WHERE order_id IS NOT NULL;
         CREATE INDEX IF NOT EXISTS notifications_by_customer ON notifications (customer_id, at);
+        CREATE INDEX IF NOT EXISTS notifications_by_age ON notifications (at);
         """;
 
     /// <summary>False when this order already had a notification of this kind.</summary>
@@ -48,4 +49,27 @@ public static class NotificationStore
     {
         public Notification ToNotification() => new(Id, CustomerId, OrderId, Kind, Subject, Body, Channel, DateTimeOffset.Parse(At, System.Globalization.CultureInfo.InvariantCulture));
     }
+}
+
+/// <summary>Emails sent long enough ago that the event which asked for them can no longer come back.</summary>
+/// <remarks>A notification is also what stops a re-delivered event from mailing the customer twice
+/// (one per order and kind), hence the safe horizon by default. One still waiting to be sent stays.</remarks>
+public sealed class NotificationsPruneStep : Bookstore.Messaging.Consuming.IPruneStep
+{
+    public string Name => "Notifications";
+
+    public TimeSpan? DefaultRetention => null;
+
+    public bool GuardsAgainstRedelivery => true;
+
+    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+        transaction.Connection!.ExecuteAsync(
+            """
+            DELETE FROM notifications WHERE id IN (
+                SELECT id FROM notifications
+                WHERE at < @before AND NOT EXISTS (SELECT 1 FROM pending_work WHERE pending_work.id = 'email:' || notifications.id)
+                LIMIT @limit)
+            """,
+            new { before = before.ToString("O"), limit },
+            transaction);
 }

@@ -82,7 +82,18 @@ public sealed class ConsumerRegistration
         return this;
     }
 
+    /// <summary>Records of the service's own that <typeparamref name="TStep"/> prunes by age, in the
+    /// one loop that prunes the processed-event records.</summary>
+    public ConsumerRegistration Prune<TStep>()
+        where TStep : class, IPruneStep
+    {
+        PruneStepTypes.Add(typeof(TStep));
+        return this;
+    }
+
     internal HashSet<Type> HandlerTypes { get; } = [];
+
+    internal List<Type> PruneStepTypes { get; } = [];
 
     internal IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> HandlersOf(string typeName) =>
         _handlers.GetValueOrDefault(typeName) ?? [];
