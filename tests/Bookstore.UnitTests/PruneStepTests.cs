@@ -82,6 +82,8 @@ public sealed class PruneStepTests : IDisposable
                 await OrderStore.InsertAsync(t, new Order(id, "c", "Pending", null, [new("978-0", 1, 1m)], 1m, at, at, []));
                 await OrderStore.AddHistoryAsync(t, id, "reserved", null, "inventory-service", ("inventory-events", 0, 1));
                 await t.Connection!.ExecuteAsync("UPDATE orders SET status = @status, updated_at = @at WHERE id = @id", new { id, status, at = at.ToString("O") }, t);
+                // Its history was written then, as the order's own was.
+                await t.Connection!.ExecuteAsync("UPDATE order_history SET at = @at WHERE order_id = @id", new { id, at = at.ToString("O") }, t);
                 await OrderStore.AddIdempotencyKeyAsync(t, "c", $"key-{id}", id, "hash");
             }
         });
@@ -94,6 +96,34 @@ public sealed class PruneStepTests : IDisposable
             await QueryAsync<string>(database, "SELECT order_id FROM order_history ORDER BY order_id"));
         Assert.Equal(3, await CountAsync(database, "orders"));
         Assert.Equal(["key-ORD-YOUNG-DONE"], await QueryAsync<string>(database, "SELECT key FROM customer_idempotency_keys"));
+    }
+
+    [Fact]
+    public async Task The_analytics_fold_looks_for_orders_among_the_old_facts_only_not_through_every_fact()
+    {
+        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "analytics-plan.db"), AnalyticsStore.Schema);
+
+        var plan = await PlanAsync(
+            database,
+            "CREATE TEMP TABLE IF NOT EXISTS folding (event_id TEXT PRIMARY KEY, order_id TEXT) WITHOUT ROWID",
+            AnalyticsStore.FoldableOrders,
+            new { horizon = Old.ToString("O"), limit = 10 });
+
+        // The fold runs in the write lock once an interval: a range of the age index, each candidate
+        // checked by its order; a search on order_id > NULL is every fact of the horizon.
+        Assert.Contains(plan, d => d.Contains("facts_by_age (at<?)", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan, d => d.Contains("(order_id>?)", StringComparison.Ordinal) || d.StartsWith("SCAN", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Order_history_is_pruned_from_its_old_lines_not_through_every_line()
+    {
+        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "orders-plan.db"), OrderStore.Schema);
+
+        var plan = await PlanAsync(database, null, OrderHistoryPruneStep.Sql, new { before = Old.ToString("O"), limit = 10 });
+
+        Assert.Contains(plan, d => d.Contains("order_history_by_age (at<?)", StringComparison.Ordinal));
+        Assert.DoesNotContain(plan, d => d.StartsWith("SCAN", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -147,6 +177,18 @@ public sealed class PruneStepTests : IDisposable
     {
         await using var connection = await database.OpenAsync();
         return JsonSerializer.Serialize(new { Summary = await AnalyticsStore.SummaryAsync(connection), Funnel = await AnalyticsStore.FunnelAsync(connection) });
+    }
+
+    private static async Task<List<string>> PlanAsync(ServiceDatabase database, string? setup, string sql, object parameters)
+    {
+        await using var connection = await database.OpenAsync();
+        if (setup is not null)
+        {
+            await connection.ExecuteAsync(setup);
+        }
+
+        var rows = await connection.QueryAsync<(long Id, long Parent, long NotUsed, string Detail)>("EXPLAIN QUERY PLAN " + sql, parameters);
+        return [.. rows.Select(r => r.Detail)];
     }
 
     private static async Task<long> CountAsync(ServiceDatabase database, string table) =>

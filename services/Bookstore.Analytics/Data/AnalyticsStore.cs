@@ -43,6 +43,8 @@ public static class AnalyticsStore
         DROP INDEX IF EXISTS facts_by_type;
         CREATE INDEX IF NOT EXISTS facts_by_type_and_order ON facts (type, order_id);
         CREATE INDEX IF NOT EXISTS facts_by_order_and_age ON facts (order_id, at);
+        -- The fold looks for orders among the old facts only: without it, every fold read every fact.
+        CREATE INDEX IF NOT EXISTS facts_by_age ON facts (at, order_id);
         CREATE TABLE IF NOT EXISTS sold_lines (
             event_id TEXT NOT NULL,
             isbn TEXT NOT NULL,
@@ -187,6 +189,22 @@ public static class AnalyticsStore
             "SELECT isbn, title, price_cents, available FROM books ORDER BY title"))
             .Select(b => new Book(b.Isbn, b.Title, Money.FromCents(b.Cents), (int)b.Available))];
 
+    /// <summary>Puts into <c>temp.folding</c> the facts of at most <c>@limit</c> orders whose every
+    /// fact is older than <c>@horizon</c>.</summary>
+    /// <remarks>It runs in the write lock: the candidates come from the old facts (<c>facts_by_age</c>),
+    /// and each is checked for a young fact (<c>facts_by_order_and_age</c>), so a fold reads what it
+    /// folds (and the few orders still under way), not every fact of the horizon (a GROUP BY over all
+    /// orders took 1.6 s on 1.6 M facts). <c>INDEXED BY</c>: without ANALYZE statistics SQLite takes
+    /// <c>order_id IS NOT NULL</c> on <c>facts_by_order_and_age</c> instead, a scan of every fact again.</remarks>
+    public const string FoldableOrders = """
+        INSERT INTO temp.folding (event_id, order_id)
+            SELECT event_id, order_id FROM facts WHERE order_id IN (
+                SELECT DISTINCT old.order_id FROM facts old INDEXED BY facts_by_age
+                WHERE old.at < @horizon AND old.order_id IS NOT NULL
+                  AND NOT EXISTS (SELECT 1 FROM facts young WHERE young.order_id = old.order_id AND young.at >= @horizon)
+                LIMIT @limit)
+        """;
+
     /// <summary>Folds into the roll-ups, and deletes, the facts of at most <paramref name="limit"/>
     /// orders whose every fact is older than <paramref name="before"/>, then as many facts of no order
     /// (the catalog's) as the limit leaves room for; returns how many orders and facts of no order it took.</summary>
@@ -200,12 +218,9 @@ public static class AnalyticsStore
             """
             CREATE TEMP TABLE IF NOT EXISTS folding (event_id TEXT PRIMARY KEY, order_id TEXT) WITHOUT ROWID;
             DELETE FROM temp.folding;
-            INSERT INTO temp.folding (event_id, order_id)
-                SELECT event_id, order_id FROM facts WHERE order_id IN (
-                    SELECT order_id FROM facts WHERE order_id IS NOT NULL GROUP BY order_id HAVING max(at) < @horizon LIMIT @limit);
             """,
-            new { horizon, limit },
-            transaction);
+            transaction: transaction);
+        await connection.ExecuteAsync(FoldableOrders, new { horizon, limit }, transaction);
         var orders = await connection.ExecuteScalarAsync<int>("SELECT count(DISTINCT order_id) FROM temp.folding", transaction: transaction);
         var others = await connection.ExecuteAsync(
             "INSERT INTO temp.folding (event_id, order_id) SELECT event_id, NULL FROM facts WHERE order_id IS NULL AND at < @horizon LIMIT @room",

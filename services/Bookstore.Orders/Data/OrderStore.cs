@@ -60,6 +60,7 @@ public static class OrderStore
             partition INTEGER,
             offset INTEGER);
         CREATE INDEX IF NOT EXISTS order_history_by_order ON order_history (order_id, seq);
+        CREATE INDEX IF NOT EXISTS order_history_by_age ON order_history (at);
         -- Keys were once global (one customer's key could answer with another's order): scoped
         -- per customer since, and the old table, whose keys only mattered for a retry, is gone.
         DROP TABLE IF EXISTS idempotency_keys;
