@@ -111,6 +111,33 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
         Assert.Equal(new[] { old.EventId, young.EventId, marker.EventId }.Order(), (await QueryAsync<string>(app, "SELECT event_id FROM handled")).Order());
     }
 
+    /// <summary>Kafka 0.9 deletes a partition's records only once a later record rolled their
+    /// segment, and a group's committed offsets expire: so an event older than the processed-event
+    /// ids kept can come back. Its id may have been pruned, so it must be neither applied (its work
+    /// could be done twice) nor dropped, but dead-lettered for an operator.</summary>
+    [Fact]
+    public async Task An_event_older_than_the_processed_event_horizon_is_dead_lettered_not_applied()
+    {
+        var ns = await fixture.CreateNamespaceAsync("messaging-too-old", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        await using var app = await StartAsync(ns);
+        var horizon = app.Services.GetRequiredService<Pruner>().ProcessedEventsHorizon;
+        var record = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-ANCIENT"), "test");
+        var ancient = EventSerializer.Parse(record.Value) with { Time = DateTimeOffset.UtcNow - horizon - TimeSpan.FromHours(1) };
+        var after = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-RECENT"), "test");
+        await TestClients.ProduceAllAsync(
+            fixture.Connection,
+            ns + Topics.BookOrders.Name,
+            [(record.Key, JsonSerializer.Serialize(ancient, EventSerializer.Options)), (after.Key, after.Value)]);
+
+        await WaitForHandledAsync(app, 1);
+        Assert.Equal(["ORD-RECENT"], await QueryAsync<string>(app, "SELECT order_id FROM handled"));
+        var letter = JsonSerializer.Deserialize<DeadLetter>(
+            Assert.Single(await ReadWhenCountAsync(ns + Topics.DeadLetters.Name, Topics.DeadLetters.Partitions, 1)).Message.Value, EventSerializer.Options)!;
+        Assert.Contains("cannot tell whether this one was", letter.Error, StringComparison.Ordinal);
+        Assert.Equal(record.EventId, letter.EventId);
+        Assert.Equal(1, app.Services.GetRequiredService<ConsumerHost>().DeadLettered);
+    }
+
     /// <summary>An outsider's garbage that escapes to more than the broker's limit as a dead letter
     /// (170 KB of '&lt;' is six times that as JSON) must not stop the outbox: the letter is cut to
     /// fit and says so, and what the consumer handles next is published.</summary>

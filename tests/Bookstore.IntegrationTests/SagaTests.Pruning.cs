@@ -17,7 +17,7 @@ public sealed partial class SagaTests
     {
         // Long enough that every event is recorded before its order is folded (a later one would be
         // older than the fold and not counted), short enough for a test.
-        var horizon = TimeSpan.FromSeconds(12);
+        var horizon = TimeSpan.FromSeconds(20);
         await using var suite = await BookstoreSuite.StartAsync(fixture, "fold-replay", new Dictionary<string, string>
         {
             ["Messaging__Retention__AnalyticsFacts"] = horizon.ToString(),

@@ -24,6 +24,7 @@ public sealed partial class ConsumerHost(
     ServiceDatabase database,
     Outbox.Outbox outbox,
     MessagingOptions options,
+    Pruner pruner,
     ILogger<ConsumerHost> logger) : BackgroundService
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
@@ -232,10 +233,10 @@ public sealed partial class ConsumerHost(
     /// The counters move only once the transaction committed.</summary>
     private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
     {
-        var messages = batch.Select(Read).ToList();
+        var messages = batch.Select(Read).Select(RefuseIfTooOld).ToList();
         var (handled, deadLettered) = await database.WriteAsync(async transaction =>
         {
-            var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers).Select(m => m.Event!.Id)]);
+            var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
             using var savepoint = new Savepoint(transaction, "message");
             var outcome = (Handled: 0, DeadLettered: 0);
             foreach (var message in messages)
@@ -285,6 +286,28 @@ public sealed partial class ConsumerHost(
         {
             return new IncomingMessage(result, topic, cloudEvent, null, [], e);
         }
+    }
+
+    /// <summary>An event older than the processed-event ids kept may have been handled and
+    /// forgotten: applying it could do its work twice, skipping it could lose it, so it goes to the
+    /// dead letters for an operator. Kafka has deleted such events unless they sit in a partition's
+    /// active segment (0.9 rolls a segment only when a record arrives) and the group's committed
+    /// offset expired. A compacted topic's records are exempt: their handlers are idempotent upserts.</summary>
+    private IncomingMessage RefuseIfTooOld(IncomingMessage message)
+    {
+        if (message is not { Poison: null, HasHandlers: true, Event: { } cloudEvent } || Bookstore.Contracts.Topics.All.Any(t => t.Name == message.Topic && t.Compacted))
+        {
+            return message;
+        }
+
+        var horizon = pruner.ProcessedEventsHorizon;
+        return DateTimeOffset.UtcNow - cloudEvent.Time <= horizon
+            ? message
+            : message with
+            {
+                Poison = new PoisonMessageException(
+                    $"Written at {cloudEvent.Time:O}, before the {horizon} for which this service remembers the events it handled: it cannot tell whether this one was, so it does not apply it."),
+            };
     }
 
     /// <summary>True when handled; false when it failed every attempt and was dead-lettered

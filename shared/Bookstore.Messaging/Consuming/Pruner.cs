@@ -67,6 +67,10 @@ public sealed partial class Pruner(
 
     public IReadOnlyList<IPruneStep> Steps => _steps;
 
+    /// <summary>How long this service remembers the ids of the events it handled: an event older
+    /// than this cannot be told apart from one handled before.</summary>
+    public TimeSpan ProcessedEventsHorizon => HorizonOf(_steps[0]);
+
     /// <summary>The horizon in force for <paramref name="step"/>: configured, else its default, else the safe one.</summary>
     public TimeSpan HorizonOf(IPruneStep step) =>
         options.Retention.TryGetValue(step.Name, out var configured) ? configured : step.DefaultRetention ?? SafeHorizonOfThisService;
