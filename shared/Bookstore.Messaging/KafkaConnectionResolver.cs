@@ -1,7 +1,8 @@
 namespace Bookstore.Messaging;
 
-/// <summary>Finds the cluster to talk to: explicit settings first, then the environment, then the
-/// local cluster of this checkout.</summary>
+/// <summary>Finds the cluster to talk to: explicit settings first, then the environment. Nothing
+/// here knows a developer's checkout: <c>./bookstore up</c> and the tests pass the local cluster's
+/// settings to the services they start.</summary>
 public static class KafkaConnectionResolver
 {
     public const string BootstrapServersVariable = "KAFKA_BOOTSTRAP_SERVERS";
@@ -22,8 +23,8 @@ public static class KafkaConnectionResolver
         return new KafkaConnection(servers.Trim(), string.IsNullOrWhiteSpace(version) ? null : version.Trim());
     }
 
-    /// <summary>Explicit settings (e.g. configuration <c>Kafka:BootstrapServers</c>), else the
-    /// environment, else this checkout's local cluster; <c>null</c> when none is known.</summary>
+    /// <summary>Explicit settings (configuration <c>Messaging:BootstrapServers</c>), else the
+    /// environment; <c>null</c> when neither names a cluster.</summary>
     public static KafkaConnection? Resolve(string? bootstrapServers = null, string? brokerVersion = null)
     {
         if (!string.IsNullOrWhiteSpace(bootstrapServers))
@@ -31,7 +32,6 @@ public static class KafkaConnectionResolver
             return new KafkaConnection(bootstrapServers, string.IsNullOrWhiteSpace(brokerVersion) ? null : brokerVersion);
         }
 
-        return FromEnvironment()
-            ?? (RepositoryRoot.TryFind() is { } root ? LocalClusterState.TryRead(root)?.Connection : null);
+        return FromEnvironment();
     }
 }

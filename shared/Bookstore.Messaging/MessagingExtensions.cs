@@ -23,8 +23,8 @@ public static class MessagingExtensions
         options.ServiceName = string.IsNullOrEmpty(options.ServiceName) ? serviceName : options.ServiceName;
         if (string.IsNullOrEmpty(options.DatabasePath))
         {
-            var root = RepositoryRoot.TryFind() is { } repository ? Path.Combine(repository, ".bookstore") : AppContext.BaseDirectory;
-            options.DatabasePath = Path.Combine(root, "data", $"{options.Namespace}{serviceName}.db");
+            // ./bookstore up, compose and Kubernetes all set Messaging:DatabasePath; a service started by hand keeps its data beside itself.
+            options.DatabasePath = Path.Combine(AppContext.BaseDirectory, "data", $"{options.Namespace}{serviceName}.db");
         }
 
         var services = builder.Services;

@@ -71,5 +71,5 @@ public sealed class MessagingOptions
     public KafkaConnection Connection() =>
         KafkaConnectionResolver.Resolve(BootstrapServers, BrokerVersion)
         ?? throw new InvalidOperationException(
-            "No Kafka cluster is configured: start the local one (./bookstore kafka up), or set KAFKA_BOOTSTRAP_SERVERS or Messaging:BootstrapServers.");
+            "No Kafka cluster is configured: set Messaging:BootstrapServers (and Messaging:BrokerVersion=0.9.0.1 for a 0.9 cluster) or KAFKA_BOOTSTRAP_SERVERS; ./bookstore up does it for the local cluster.");
 }

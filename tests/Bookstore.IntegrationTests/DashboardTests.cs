@@ -1,3 +1,4 @@
+using Bookstore.LocalKafka;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Bookstore.Contracts;

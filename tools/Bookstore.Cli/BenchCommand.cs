@@ -45,7 +45,7 @@ internal static class BenchCommand
     private static async Task<BenchResult> RunAsync(int count, Action<string> report, CancellationToken cancellationToken)
     {
         var root = RepositoryRoot.Find();
-        var connection = KafkaConnectionResolver.Resolve() ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore kafka up.");
+        var connection = LocalClusterState.ResolveConnection(root) ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore kafka up.");
         var run = DateTime.UtcNow.ToString("MMddHHmmss", System.Globalization.CultureInfo.InvariantCulture);
         var raw = new TopicSpec($"bench-{run}-raw", 6, TimeSpan.FromHours(1));
         var events = new TopicSpec($"bench-{run}-events", 6, TimeSpan.FromHours(1));

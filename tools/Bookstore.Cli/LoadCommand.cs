@@ -58,7 +58,7 @@ internal static class LoadCommand
 
     private static async Task<LoadResult> RunAsync(int count, int? rate, int concurrency, TimeSpan deadline, bool restock, bool progress, CancellationToken cancellationToken)
     {
-        var connection = KafkaConnectionResolver.Resolve() ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
+        var connection = LocalClusterState.ResolveConnection(RepositoryRoot.Find()) ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             Timeout = TimeSpan.FromSeconds(30),

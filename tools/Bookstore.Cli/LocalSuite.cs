@@ -1,19 +1,21 @@
 using System.Diagnostics;
+using Bookstore.Contracts;
 using Bookstore.LocalKafka;
 
 namespace Bookstore.Cli;
 
 /// <summary>One service of the suite as <c>./bookstore</c> runs it.</summary>
-internal sealed record ServiceSpec(string Name, string Project, int Port)
+/// <param name="Group">The name the service gives itself: its consumer group and its database file.</param>
+internal sealed record ServiceSpec(string Name, string Project, int Port, string Group)
 {
     public static IReadOnlyList<ServiceSpec> All { get; } =
     [
         // Inventory first: it publishes the catalog that Orders waits for.
-        new("inventory", "Bookstore.Inventory", 5200),
-        new("orders", "Bookstore.Orders", 5100),
-        new("payments", "Bookstore.Payments", 5300),
-        new("notifications", "Bookstore.Notifications", 5400),
-        new("analytics", "Bookstore.Analytics", 5500),
+        new("inventory", "Bookstore.Inventory", 5200, ConsumerGroups.Inventory),
+        new("orders", "Bookstore.Orders", 5100, ConsumerGroups.Orders),
+        new("payments", "Bookstore.Payments", 5300, ConsumerGroups.Payments),
+        new("notifications", "Bookstore.Notifications", 5400, ConsumerGroups.Notifications),
+        new("analytics", "Bookstore.Analytics", 5500, ConsumerGroups.Analytics),
     ];
 
     public static ServiceSpec Find(string name) =>
@@ -190,6 +192,7 @@ internal sealed class LocalSuite(string root, Action<string> report)
             throw new LocalKafkaException($"Port {port} for {service.Name} is taken by another process (see: ss -ltnp 'sport = :{port}').");
         }
 
+        var cluster = LocalClusterState.TryRead(root) ?? throw new LocalKafkaException("The local cluster has not been started: ./bookstore kafka up.");
         var assembly = Path.Combine(root, "services", service.Project, "bin", "Release", "net10.0", $"{service.Project}.dll");
         var pid = DetachedProcess.Start(
             LogFile(service, instance),
@@ -199,7 +202,9 @@ internal sealed class LocalSuite(string root, Action<string> report)
             new Dictionary<string, string?>
             {
                 ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
-                ["BOOKSTORE_HOME"] = root,
+                ["Messaging__BootstrapServers"] = cluster.BootstrapServers,
+                ["Messaging__BrokerVersion"] = cluster.BrokerVersion,
+                ["Messaging__DatabasePath"] = Path.Combine(Home, "data", $"{service.Group}.db"),
                 ["Admin__ApiKey"] = AdminKey,
                 // Workstation GC: a small service on a small machine.
                 ["DOTNET_gcServer"] = "0",

@@ -66,7 +66,7 @@ internal static partial class StatusCommands
     {
         var instances = await Suite().InstanceStatusAsync(cancellationToken);
         var byClientId = instances.ToDictionary(i => $"{ServiceNameOf(i.Service)}-{i.Pid}", i => i.Instance);
-        var connection = KafkaConnectionResolver.Resolve() ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
+        var connection = LocalClusterState.ResolveConnection(RepositoryRoot.Find()) ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
         IReadOnlyList<GroupStatus> groups;
         try
         {

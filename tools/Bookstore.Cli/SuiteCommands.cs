@@ -1,3 +1,4 @@
+using Bookstore.LocalKafka;
 using System.CommandLine;
 using System.Diagnostics;
 using Bookstore.Messaging;

@@ -1,3 +1,4 @@
+using Bookstore.LocalKafka;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;

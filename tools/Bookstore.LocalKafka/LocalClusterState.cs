@@ -1,10 +1,12 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Bookstore.Messaging;
 
-namespace Bookstore.Messaging;
+namespace Bookstore.LocalKafka;
 
 /// <summary>What <c>./bookstore kafka up</c> records about the local cluster it started, so that the
-/// CLI, the services and the test fixture connect to it with the right settings.</summary>
+/// CLI and the test fixture connect to it with the right settings, and hand them to the services
+/// they start (which know only their configuration).</summary>
 public sealed record LocalClusterState(
     string BootstrapServers,
     string BrokerVersion,
@@ -18,6 +20,10 @@ public sealed record LocalClusterState(
     };
 
     public KafkaConnection Connection => new(BootstrapServers, BrokerVersion);
+
+    /// <summary>For the CLI: a cluster named in the environment, else this checkout's local one.</summary>
+    public static KafkaConnection? ResolveConnection(string repositoryRoot) =>
+        KafkaConnectionResolver.FromEnvironment() ?? TryRead(repositoryRoot)?.Connection;
 
     /// <summary>The state file of the checkout rooted at <paramref name="repositoryRoot"/>.</summary>
     public static string PathFor(string repositoryRoot) =>

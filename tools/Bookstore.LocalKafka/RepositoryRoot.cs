@@ -1,4 +1,4 @@
-namespace Bookstore.Messaging;
+namespace Bookstore.LocalKafka;
 
 /// <summary>The checkout this process runs from: <c>BOOKSTORE_HOME</c>, else the nearest folder
 /// above the working directory or the binaries that holds <c>Bookstore.sln</c>.</summary>
