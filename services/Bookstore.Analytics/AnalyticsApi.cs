@@ -181,13 +181,7 @@ public static class AnalyticsApi
         data = null!;
         try
         {
-            cloudEvent = EventSerializer.Parse(System.Text.Encoding.UTF8.GetString(result.Message.Value ?? []));
-            if (EventCatalog.Find(cloudEvent.Type) is not { } found)
-            {
-                return false;
-            }
-
-            definition = found;
+            (cloudEvent, definition) = EventSerializer.ReadKnown(result.Message.Value);
             data = EventSerializer.ReadData(cloudEvent, definition);
             return true;
         }

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json;
 using Bookstore.Contracts;
 using Bookstore.Messaging;
+using Bookstore.Messaging.Events;
 using Confluent.Kafka;
 
 namespace Bookstore.Analytics.Dashboard;
@@ -230,14 +231,10 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
         string type = "(not a CloudEvent)", source = "?";
         try
         {
-            using var document = JsonDocument.Parse(record.Message.Value ?? []);
-            if (document.RootElement.ValueKind == JsonValueKind.Object)
-            {
-                type = Text(document.RootElement, "type") ?? type;
-                source = Text(document.RootElement, "source") ?? source;
-            }
+            var cloudEvent = EventSerializer.Parse(record.Message.Value);
+            (type, source) = (cloudEvent.Type, cloudEvent.Source);
         }
-        catch (JsonException)
+        catch (PoisonMessageException)
         {
             // Shown as it is: a poison message is worth seeing.
         }

@@ -271,10 +271,9 @@ public sealed partial class ConsumerHost(
         CloudEvent? cloudEvent = null;
         try
         {
-            cloudEvent = EventSerializer.Parse(DeadLetter.StrictUtf8(result.Message.Value)
-                ?? throw new PoisonMessageException("The value is missing or not UTF-8."));
-            var definition = EventCatalog.Find(cloudEvent.Type)
-                ?? throw new PoisonMessageException($"Unknown event type '{cloudEvent.Type}'.");
+            // Parsed first on its own: a dead letter of an unknown type still names the event's id.
+            cloudEvent = EventSerializer.Parse(result.Message.Value);
+            var definition = EventSerializer.DefinitionOf(cloudEvent);
             var handlers = registration.HandlersOf(definition.TypeName);
             return new IncomingMessage(result, topic, cloudEvent, definition, handlers, null)
             {

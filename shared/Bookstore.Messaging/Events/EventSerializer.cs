@@ -27,6 +27,27 @@ public static class EventSerializer
         return new EventRecord(cloudEvent.Id, definition.Topic.Name, definition.KeyOf(data), JsonSerializer.Serialize(cloudEvent, Options));
     }
 
+    /// <summary>The one reader of a record's value as an event of the catalog, for every consumer:
+    /// <see cref="PoisonMessageException"/> when it is not UTF-8, not a CloudEvent, or of a type the
+    /// catalog does not know.</summary>
+    public static (CloudEvent Event, EventDefinition Definition) ReadKnown(byte[]? value)
+    {
+        var cloudEvent = Parse(value);
+        return (cloudEvent, DefinitionOf(cloudEvent));
+    }
+
+    /// <summary>The catalog's entry for the event's type; <see cref="PoisonMessageException"/> when it has none.</summary>
+    public static EventDefinition DefinitionOf(CloudEvent cloudEvent)
+    {
+        ArgumentNullException.ThrowIfNull(cloudEvent);
+        return EventCatalog.Find(cloudEvent.Type) ?? throw new PoisonMessageException($"Unknown event type '{cloudEvent.Type}'.");
+    }
+
+    /// <summary>Reads a CloudEvent from a record's value, which must be UTF-8 (invalid bytes are never
+    /// replaced: an event is either read exactly or refused).</summary>
+    public static CloudEvent Parse(byte[]? value) =>
+        Parse(Consuming.DeadLetter.StrictUtf8(value) ?? throw new PoisonMessageException("The value is missing or not UTF-8."));
+
     /// <summary>Reads a CloudEvent; <see cref="PoisonMessageException"/> when the value is not one.</summary>
     public static CloudEvent Parse(string? value)
     {
