@@ -50,6 +50,7 @@ public static class MessagingExtensions
                 services.TryAddSingleton(handler);
             }
 
+            services.AddSingleton<BatchProcessor>();
             services.AddSingleton<ConsumerHost>();
             services.AddHostedService(sp => sp.GetRequiredService<ConsumerHost>());
             foreach (var step in registration.PruneStepTypes)

@@ -1,0 +1,258 @@
+using System.Text.Json;
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Events;
+using Bookstore.Messaging.Storage;
+using Confluent.Kafka;
+using Dapper;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Polly;
+using Polly.Retry;
+
+namespace Bookstore.Messaging.Consuming;
+
+/// <summary>What a consumed batch does to the service's database, with no Kafka client in sight
+/// (so it is tested without a broker): one transaction per batch, duplicates recognised by event
+/// id, each message handled in a savepoint of its own, retried, and finally dead-lettered through
+/// the outbox.</summary>
+public sealed partial class BatchProcessor(
+    IServiceProvider services,
+    ConsumerRegistration registration,
+    ServiceDatabase database,
+    Outbox.Outbox outbox,
+    MessagingOptions options,
+    Pruner pruner,
+    ILogger<BatchProcessor> logger)
+{
+    private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
+        .AddRetry(new RetryStrategyOptions
+        {
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (PoisonMessageException or OperationCanceledException)),
+            MaxRetryAttempts = Math.Max(0, options.MaxAttempts - 1),
+            BackoffType = DelayBackoffType.Exponential,
+            Delay = TimeSpan.FromMilliseconds(20),
+        })
+        .Build();
+
+    private long _processed;
+    private long _deadLettered;
+
+    public long Processed => Interlocked.Read(ref _processed);
+
+    public long DeadLettered => Interlocked.Read(ref _deadLettered);
+
+    /// <summary>Retries a batch whose transaction failed as a whole (e.g. the database was
+    /// unavailable): its offsets are not stored, so nothing is skipped. False when stopping first.</summary>
+    public async Task<bool> ProcessWithRetriesAsync(List<ConsumeResult<byte[], byte[]>> batch, CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (true)
+        {
+            try
+            {
+                await ProcessBatchAsync(batch);
+                return true;
+            }
+            catch (SqliteException e)
+            {
+                LogBatchFailed(e, options.GroupId, batch.Count);
+                if (stoppingToken.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                await Task.Delay(delay, CancellationToken.None);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+            }
+        }
+    }
+
+    /// <summary>One transaction for the batch: its event ids recorded with one statement (those
+    /// already there were processed before: a re-delivery after a crash, a producer retry on 0.9, a
+    /// duplicate within the batch), then each new event handled in a savepoint of its own, so a
+    /// failing handler is retried, and finally dead-lettered, without undoing its neighbours.
+    /// The counters move only once the transaction committed.</summary>
+    private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
+    {
+        var messages = batch.Select(Read).Select(RefuseIfTooOld).ToList();
+        var (handled, deadLettered) = await database.WriteAsync(async transaction =>
+        {
+            var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
+            using var savepoint = new Savepoint(transaction, "message");
+            var outcome = (Handled: 0, DeadLettered: 0);
+            foreach (var message in messages)
+            {
+                if (message.Poison is { } poison)
+                {
+                    await DeadLetterAsync(transaction, message, poison, attempts: 1);
+                    outcome.DeadLettered++;
+                }
+                else if (fresh.Remove(message.Event!.Id))
+                {
+                    if (await HandleWithRetriesAsync(transaction, savepoint, message))
+                    {
+                        outcome.Handled++;
+                    }
+                    else
+                    {
+                        outcome.DeadLettered++;
+                    }
+                }
+            }
+
+            return outcome;
+        });
+        Interlocked.Add(ref _processed, handled);
+        Interlocked.Add(ref _deadLettered, deadLettered);
+    }
+
+    private IncomingMessage Read(ConsumeResult<byte[], byte[]> result)
+    {
+        var topic = options.LogicalTopicName(result.Topic);
+        CloudEvent? cloudEvent = null;
+        try
+        {
+            // Parsed first on its own: a dead letter of an unknown type still names the event's id.
+            cloudEvent = EventSerializer.Parse(result.Message.Value);
+            var definition = EventSerializer.DefinitionOf(cloudEvent);
+            var handlers = registration.HandlersOf(definition.TypeName);
+            return new IncomingMessage(result, topic, cloudEvent, definition, handlers, null)
+            {
+                // A known event this service has no business with is neither handled nor recorded.
+                HasHandlers = handlers.Count > 0 || registration.AnyEventHandlers.Count > 0,
+            };
+        }
+        catch (PoisonMessageException e)
+        {
+            return new IncomingMessage(result, topic, cloudEvent, null, [], e);
+        }
+    }
+
+    /// <summary>An event older than the processed-event ids kept may have been handled and
+    /// forgotten: applying it could do its work twice, skipping it could lose it, so it goes to the
+    /// dead letters for an operator. Kafka has deleted such events unless they sit in a partition's
+    /// active segment (0.9 rolls a segment only when a record arrives) and the group's committed
+    /// offset expired. A compacted topic's records are exempt: their handlers are idempotent upserts.</summary>
+    private IncomingMessage RefuseIfTooOld(IncomingMessage message)
+    {
+        if (message is not { Poison: null, HasHandlers: true, Event: { } cloudEvent } || Bookstore.Contracts.Topics.All.Any(t => t.Name == message.Topic && t.Compacted))
+        {
+            return message;
+        }
+
+        var horizon = pruner.ProcessedEventsHorizon;
+        return DateTimeOffset.UtcNow - cloudEvent.Time <= horizon
+            ? message
+            : message with
+            {
+                Poison = new PoisonMessageException(
+                    $"Written at {cloudEvent.Time:O}, before the {horizon} for which this service remembers the events it handled: it cannot tell whether this one was, so it does not apply it."),
+            };
+    }
+
+    /// <summary>True when handled; false when it failed every attempt and was dead-lettered
+    /// (it stays recorded as processed: the dead letter is its outcome).</summary>
+    private async Task<bool> HandleWithRetriesAsync(SqliteTransaction transaction, Savepoint savepoint, IncomingMessage message)
+    {
+        var attempts = 0;
+        try
+        {
+            await _messageRetry.ExecuteAsync(
+                async _ =>
+                {
+                    attempts++;
+                    savepoint.Begin();
+                    try
+                    {
+                        await InvokeHandlersAsync(transaction, message);
+                        savepoint.Release();
+                    }
+                    catch
+                    {
+                        savepoint.Undo();
+                        throw;
+                    }
+                },
+                CancellationToken.None);
+            return true;
+        }
+        catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
+        {
+            await DeadLetterAsync(transaction, message, e, attempts);
+            return false;
+        }
+    }
+
+    private async Task InvokeHandlersAsync(SqliteTransaction transaction, IncomingMessage message)
+    {
+        var (cloudEvent, definition) = (message.Event!, message.Definition!);
+        var data = EventSerializer.ReadData(cloudEvent, definition);
+        var context = new EventContext(transaction, outbox)
+        {
+            Event = cloudEvent,
+            Topic = message.Topic,
+            Partition = message.Result.Partition.Value,
+            Offset = message.Result.Offset.Value,
+        };
+        foreach (var handle in message.Handlers)
+        {
+            await handle(services, context, data, CancellationToken.None);
+        }
+
+        foreach (var type in registration.AnyEventHandlers)
+        {
+            await ((IAnyEventHandler)services.GetRequiredService(type)).HandleAsync(context, definition, data, CancellationToken.None);
+        }
+    }
+
+    /// <summary>Records the event ids with one statement (a JSON array as its one parameter);
+    /// returns those recorded now, i.e. not processed before.</summary>
+    private static async Task<HashSet<string>> MarkProcessedAsync(SqliteTransaction transaction, IReadOnlyList<string> eventIds)
+    {
+        if (eventIds.Count == 0)
+        {
+            return [];
+        }
+
+        var recorded = await transaction.Connection!.QueryAsync<string>(
+            "INSERT OR IGNORE INTO processed_events (event_id, processed_at) SELECT value, @at FROM json_each(@ids) WHERE true RETURNING event_id",
+            new { ids = JsonSerializer.Serialize(eventIds), at = DateTimeOffset.UtcNow.ToString("O") },
+            transaction);
+        return new HashSet<string>(recorded, StringComparer.Ordinal);
+    }
+
+    private async Task DeadLetterAsync(SqliteTransaction transaction, IncomingMessage message, Exception error, int attempts)
+    {
+        var result = message.Result;
+        var deadLetter = DeadLetter.For(options.GroupId, message.Topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value, error, attempts, message.Event);
+        var record = deadLetter.ToRecord(options.MaxMessageBytes);
+        await Outbox.Outbox.AddRecordAsync(transaction, record);
+        if (record.Value.Length < (deadLetter.Value?.Length ?? 0))
+        {
+            LogDeadLetterTruncated(message.Topic, result.Partition.Value, result.Offset.Value, deadLetter.ValueBytes ?? 0);
+        }
+
+        LogDeadLettered(message.Topic, result.Partition.Value, result.Offset.Value, options.GroupId, attempts, error.Message);
+    }
+
+    private sealed record IncomingMessage(
+        ConsumeResult<byte[], byte[]> Result,
+        string Topic,
+        CloudEvent? Event,
+        EventDefinition? Definition,
+        IReadOnlyList<Func<IServiceProvider, EventContext, object, CancellationToken, Task>> Handlers,
+        PoisonMessageException? Poison)
+    {
+        public bool HasHandlers { get; init; }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Group {Group}: a batch of {Count} failed as a whole; retrying it")]
+    private partial void LogBatchFailed(Exception exception, string group, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The dead letter of {Topic}/{Partition}@{Offset} carries only the start of its {Bytes}-byte value (too large to publish whole); the original stays at that offset")]
+    private partial void LogDeadLetterTruncated(string topic, int partition, long offset, long bytes);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dead-lettered {Topic}/{Partition}@{Offset} of group {Group} after {Attempts} attempt(s): {Error}")]
+    private partial void LogDeadLettered(string topic, int partition, long offset, string group, int attempts, string error);
+}
