@@ -44,25 +44,35 @@ public static class MessagingExtensions
         {
             var registration = new ConsumerRegistration();
             consumers(registration);
-            services.AddSingleton(registration);
-            foreach (var handler in registration.HandlerTypes)
-            {
-                services.TryAddSingleton(handler);
-            }
-
-            services.AddSingleton<BatchProcessor>();
-            services.AddSingleton<ConsumerHost>();
+            services.AddConsumer(registration);
             services.AddHostedService(sp => sp.GetRequiredService<ConsumerHost>());
-            foreach (var step in registration.PruneStepTypes)
-            {
-                services.AddSingleton(typeof(IPruneStep), step);
-            }
-
-            services.AddSingleton<Pruner>();
             services.AddHostedService(sp => sp.GetRequiredService<Pruner>());
         }
 
         return options;
+    }
+
+    /// <summary>The consumer side of a service, registered but not hosted: its handlers and prune
+    /// steps, the batch processor, the consumer host and the pruner. <see cref="AddMessaging"/> hosts
+    /// them; the bench starts a consumer host of its own.</summary>
+    public static IServiceCollection AddConsumer(this IServiceCollection services, ConsumerRegistration registration)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        services.AddSingleton(registration);
+        foreach (var handler in registration.HandlerTypes)
+        {
+            services.TryAddSingleton(handler);
+        }
+
+        foreach (var step in registration.PruneStepTypes)
+        {
+            services.AddSingleton(typeof(IPruneStep), step);
+        }
+
+        services.AddSingleton<Pruner>();
+        services.AddSingleton<BatchProcessor>();
+        services.AddSingleton<ConsumerHost>();
+        return services;
     }
 }
 

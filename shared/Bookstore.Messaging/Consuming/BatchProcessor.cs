@@ -35,6 +35,11 @@ public sealed partial class BatchProcessor(
         })
         .Build();
 
+    private static readonly HashSet<string> CompactedTopics = [.. Bookstore.Contracts.Topics.All.Where(t => t.Compacted).Select(t => t.Name)];
+
+    // Settled by configuration at start-up: read once, not per message.
+    private readonly TimeSpan _rememberedFor = pruner.ProcessedEventsHorizon;
+
     private long _processed;
     private long _deadLettered;
 
@@ -75,7 +80,8 @@ public sealed partial class BatchProcessor(
     /// The counters move only once the transaction committed.</summary>
     private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
     {
-        var messages = batch.Select(Read).Select(RefuseIfTooOld).ToList();
+        var rememberedSince = DateTimeOffset.UtcNow - _rememberedFor;
+        var messages = batch.Select(r => RefuseIfTooOld(Read(r), rememberedSince)).ToList();
         var (handled, deadLettered) = await database.WriteAsync(async transaction =>
         {
             var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
@@ -134,20 +140,19 @@ public sealed partial class BatchProcessor(
     /// dead letters for an operator. Kafka has deleted such events unless they sit in a partition's
     /// active segment (0.9 rolls a segment only when a record arrives) and the group's committed
     /// offset expired. A compacted topic's records are exempt: their handlers are idempotent upserts.</summary>
-    private IncomingMessage RefuseIfTooOld(IncomingMessage message)
+    private IncomingMessage RefuseIfTooOld(IncomingMessage message, DateTimeOffset rememberedSince)
     {
-        if (message is not { Poison: null, HasHandlers: true, Event: { } cloudEvent } || Bookstore.Contracts.Topics.All.Any(t => t.Name == message.Topic && t.Compacted))
+        if (message is not { Poison: null, HasHandlers: true, Event: { } cloudEvent } || CompactedTopics.Contains(message.Topic))
         {
             return message;
         }
 
-        var horizon = pruner.ProcessedEventsHorizon;
-        return DateTimeOffset.UtcNow - cloudEvent.Time <= horizon
+        return cloudEvent.Time >= rememberedSince
             ? message
             : message with
             {
                 Poison = new PoisonMessageException(
-                    $"Written at {cloudEvent.Time:O}, before the {horizon} for which this service remembers the events it handled: it cannot tell whether this one was, so it does not apply it."),
+                    $"Written at {cloudEvent.Time:O}, before the {_rememberedFor} for which this service remembers the events it handled: it cannot tell whether this one was, so it does not apply it."),
             };
     }
 

@@ -243,9 +243,6 @@ public sealed partial class ConsumerHost(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: librdkafka's statistics could not be read: {Error}")]
     private partial void LogStatisticsUnreadable(string group, string error);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "Group {Group}: handled {Count} message(s) from {Partitions}, offsets {FirstOffset}..{LastOffset}")]
-    private partial void LogBatch(string group, int count, string partitions, long firstOffset, long lastOffset);
-
     [LoggerMessage(Level = LogLevel.Information, Message = "Group {Group}: consuming {Topics}")]
     private partial void LogStarted(string group, string topics);
 
