@@ -4,7 +4,7 @@ using Bookstore.Inventory.Handlers;
 using Bookstore.Messaging.Storage;
 using Bookstore.ServiceDefaults;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Outbox = Bookstore.Messaging.Outbox.Outbox;
 
 namespace Bookstore.Inventory;

@@ -1,6 +1,6 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Work;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Outbox = Bookstore.Messaging.Outbox.Outbox;
 
 namespace Bookstore.Notifications;
@@ -17,7 +17,7 @@ public sealed class EmailWork(EmailSender email, Outbox outbox) : IPendingWorkHa
 
     public string Kind => WorkKind;
 
-    public Task<bool> ShouldCallAsync(SqliteTransaction transaction, WorkItem item) => Task.FromResult(true);
+    public Task<bool> ShouldCallAsync(DbTransaction transaction, WorkItem item) => Task.FromResult(true);
 
     public async Task<object?> CallAsync(WorkItem item, CancellationToken cancellationToken)
     {
@@ -26,11 +26,11 @@ public sealed class EmailWork(EmailSender email, Outbox outbox) : IPendingWorkHa
         return null;
     }
 
-    public async Task CompleteAsync(SqliteTransaction transaction, WorkItem item, object? result)
+    public async Task CompleteAsync(DbTransaction transaction, WorkItem item, object? result)
     {
         var intent = item.Read<EmailIntent>();
         await outbox.AddAsync(transaction, new NotificationSent(intent.NotificationId, intent.CustomerId, intent.OrderId, intent.Kind, intent.Channel));
     }
 
-    public Task<bool> GiveUpAsync(SqliteTransaction transaction, WorkItem item, string lastError) => Task.FromResult(false);
+    public Task<bool> GiveUpAsync(DbTransaction transaction, WorkItem item, string lastError) => Task.FromResult(false);
 }

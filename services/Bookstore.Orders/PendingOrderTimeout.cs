@@ -1,7 +1,7 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Storage;
 using Bookstore.Orders.Data;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Outbox = Bookstore.Messaging.Outbox.Outbox;
 
 namespace Bookstore.Orders;
@@ -25,7 +25,7 @@ public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox,
             {
                 await ExpireAsync(stoppingToken);
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
                 logger.LogWarning(e, "Expiring pending orders failed; trying again");
             }

@@ -14,8 +14,11 @@ public static class PaymentsApi
         app.MapGet("/payments/{orderId}", GetPayment).WithTags("Payments").WithSummary("The payment of an order");
         // The whole group: its settings say how to make payments fail, which is nobody else's business.
         var admin = app.MapGroup("/admin/gateway").WithTags("Admin").RequireAdminKey();
-        admin.MapGet("/", (SimulatedGateway gateway) => TypedResults.Ok(gateway.Settings)).WithSummary("The simulated gateway's failure rate and latency");
-        admin.MapPut("/", SetGateway).WithSummary("Change the simulated gateway's failure rate (0..1) and latency (ms) at run time");
+        admin.MapGet("/", async (SimulatedGateway gateway, CancellationToken cancellationToken) => TypedResults.Ok(await gateway.SettingsAsync(cancellationToken)))
+            .WithSummary("The simulated gateway's failure rate and latency");
+        admin.MapPut("/", SetGateway).WithSummary("Change the simulated gateway's failure rate (0..1) and latency (ms) at run time, for every instance");
+        admin.MapGet("/ledger", async (SimulatedGateway gateway, CancellationToken cancellationToken) => TypedResults.Ok(await gateway.LedgerAsync(cancellationToken)))
+            .WithSummary("Every charge the simulated gateway made, one per order, and whether it was refunded");
         app.MapGet("/admin/pending-work", ListPendingWork).WithTags("Admin").RequireAdminKey().WithSummary("Charges and refunds not made yet: attempts, next attempt, last error");
         return app;
     }
@@ -34,7 +37,7 @@ public static class PaymentsApi
             : TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "No payment", detail: $"Order {orderId} has no payment (yet).");
     }
 
-    private static Results<Ok<GatewaySettings>, ValidationProblem> SetGateway(GatewaySettings settings, SimulatedGateway gateway)
+    private static async Task<Results<Ok<GatewaySettings>, ValidationProblem>> SetGateway(GatewaySettings settings, SimulatedGateway gateway, CancellationToken cancellationToken)
     {
         if (!settings.IsValid)
         {
@@ -45,7 +48,7 @@ public static class PaymentsApi
             });
         }
 
-        gateway.Settings = settings;
+        await gateway.UpdateSettingsAsync(settings, cancellationToken);
         return TypedResults.Ok(settings);
     }
 }

@@ -1,6 +1,7 @@
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging;
+using Bookstore.Messaging.Storage;
 using Bookstore.Messaging.Work;
 using Bookstore.Payments;
 using Bookstore.Payments.Data;
@@ -19,9 +20,10 @@ builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5300");
 var messaging = builder.AddMessaging(ConsumerGroups.Payments, PaymentStore.Schema + PendingWork.Schema, consumers => consumers
     .Handle<StockReserved, ChargeOrder>()
     .Handle<OrderCancelled, RefundCancelledOrder>());
-builder.Services.AddSingleton(new SimulatedGateway(
-    Path.ChangeExtension(messaging.DatabasePath, ".gateway.db"),
-    builder.Configuration.GetSection("Gateway").Get<GatewaySettings>() ?? new GatewaySettings()));
+// The gateway's ledger is its own database: beside the service's file, or ConnectionStrings:GatewayPostgres.
+builder.Services.AddSingleton(_ => new SimulatedGateway(
+    ServiceDatabase.Open(builder.Configuration.GetConnectionString("GatewayPostgres"), Path.ChangeExtension(messaging.DatabasePath, ".gateway.db"), SimulatedGateway.Schema),
+    builder.Configuration.GetSection("Gateway").Get<GatewaySettings>()));
 builder.Services.AddSingleton<ResilientGateway>();
 // Handlers only record charges and refunds; the worker calls the gateway outside any transaction.
 var payments = builder.Configuration.GetSection(PaymentOptions.Section);

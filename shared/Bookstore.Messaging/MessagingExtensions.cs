@@ -21,6 +21,7 @@ public static class MessagingExtensions
         var options = new MessagingOptions();
         builder.Configuration.GetSection(MessagingOptions.Section).Bind(options);
         options.ServiceName = string.IsNullOrEmpty(options.ServiceName) ? serviceName : options.ServiceName;
+        options.PostgresConnectionString ??= builder.Configuration.GetConnectionString("Postgres");
         if (string.IsNullOrEmpty(options.DatabasePath))
         {
             // ./bookstore up, compose and Kubernetes all set Messaging:DatabasePath; a service started by hand keeps its data beside itself.
@@ -29,7 +30,7 @@ public static class MessagingExtensions
 
         var services = builder.Services;
         services.AddSingleton(options);
-        services.AddSingleton(_ => new ServiceDatabase(options.DatabasePath, schema));
+        services.AddSingleton(_ => ServiceDatabase.Open(options, schema));
         services.AddSingleton<KafkaProducer>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<Outbox.Outbox>();
@@ -86,11 +87,11 @@ internal sealed class DatabaseHealthCheck(ServiceDatabase database) : IHealthChe
             await using var command = connection.CreateCommand();
             command.CommandText = "SELECT 1";
             await command.ExecuteScalarAsync(cancellationToken);
-            return HealthCheckResult.Healthy(database.Path);
+            return HealthCheckResult.Healthy($"{database.Backend}: {database.Location}");
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
+        catch (System.Data.Common.DbException e)
         {
-            return HealthCheckResult.Unhealthy($"{database.Path}: {e.Message}");
+            return HealthCheckResult.Unhealthy($"{database.Backend}: {database.Location}: {e.Message}");
         }
     }
 }

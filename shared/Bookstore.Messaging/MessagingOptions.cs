@@ -18,8 +18,13 @@ public sealed class MessagingOptions
 
     public string? BrokerVersion { get; set; }
 
-    /// <summary>The SQLite file the service owns; every instance of the service shares it.</summary>
+    /// <summary>The SQLite file the service owns, when no <see cref="PostgresConnectionString"/> is
+    /// given; every instance of the service (on this host) shares it.</summary>
     public string DatabasePath { get; set; } = string.Empty;
+
+    /// <summary>The service's PostgreSQL database (an Npgsql connection string; in configuration
+    /// <c>ConnectionStrings:Postgres</c>): instances on any host share it. Unset: SQLite.</summary>
+    public string? PostgresConnectionString { get; set; }
 
     /// <summary>Messages handled in one database transaction at most.</summary>
     public int MaxBatchSize { get; set; } = 500;

@@ -36,7 +36,7 @@ public sealed class FetchStallTests(KafkaClusterFixture fixture) : IDisposable
             fixture,
             "fetch-stall-test",
             ns,
-            Path.Combine(_data.FullName, "fetch-stall-test.db"),
+            new TestDatabase(StorageBackend.Sqlite, Path.Combine(_data.FullName, "fetch-stall-test.db")),
             Schema,
             consumers => consumers.Handle<OrderPlaced, SlowHandler>(),
             builder => builder.Services.AddSingleton<SlowHandler>(),

@@ -10,7 +10,7 @@ using Bookstore.Messaging.Storage;
 using Confluent.Kafka;
 using Dapper;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Microsoft.Extensions.DependencyInjection;
 using OutboxWriter = Bookstore.Messaging.Outbox.Outbox;
 
@@ -19,27 +19,36 @@ namespace Bookstore.IntegrationTests;
 /// <summary>The shared messaging library on the real cluster and a real SQLite database: the
 /// outbox publishes exactly what committed, the consumer host processes each event once, and
 /// what it cannot process ends in the dead-letter topic without stopping it.</summary>
-[Collection(KafkaCollection.Name)]
-public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
+public abstract class MessagingTests(KafkaClusterFixture fixture, StorageBackend backend) : IDisposable
 {
     // No key on event_id: an event handled twice shows as two rows instead of failing its insert
     // (which would turn a broken dedup into a dead letter and hide it).
     private const string Schema = "CREATE TABLE IF NOT EXISTS handled (n INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL, order_id TEXT NOT NULL);";
     private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("bookstore-messaging-");
 
-    public void Dispose() => _data.Delete(recursive: true);
+    // One database per test: a restarted service finds what it left.
+    private TestDatabase? _database;
+
+    /// <summary>Tests of both backends share the cluster: their namespaces differ.</summary>
+    private string Purpose => backend == StorageBackend.Sqlite ? string.Empty : "pg-";
+
+    public void Dispose()
+    {
+        _data.Delete(recursive: true);
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task Committed_events_are_published_and_handled_once_and_handler_events_follow()
     {
-        var ns = await fixture.CreateNamespaceAsync("messaging-pipeline", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "messaging-pipeline", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         await using var app = await StartAsync(ns);
         var orders = Enumerable.Range(0, 200).Select(i => $"ORD-{i:D4}").ToList();
 
         await CommitAsync(app, orders.Select(Placed));
         // An event added by a transaction that rolls back is never published.
         await using (var connection = await app.Services.GetRequiredService<ServiceDatabase>().OpenAsync())
-        await using (var rolledBack = (SqliteTransaction)await connection.BeginTransactionAsync())
+        await using (var rolledBack = (DbTransaction)await connection.BeginTransactionAsync())
         {
             await app.Services.GetRequiredService<OutboxWriter>().AddAsync(rolledBack, Placed("ORD-ROLLED-BACK"));
             await rolledBack.RollbackAsync();
@@ -62,7 +71,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task A_redelivered_event_is_processed_once()
     {
-        var ns = await fixture.CreateNamespaceAsync("messaging-dedup", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "messaging-dedup", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         var record = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-TWICE"), "test");
         var marker = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-TWICE"), "test");
         await TestClients.ProduceAllAsync(fixture.Connection, ns + record.Topic, [(record.Key, record.Value), (record.Key, record.Value), (marker.Key, marker.Value)]);
@@ -83,7 +92,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task Processed_event_ids_older_than_the_horizon_are_pruned_and_younger_ones_still_stop_a_redelivery()
     {
-        var ns = await fixture.CreateNamespaceAsync("messaging-prune", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "messaging-prune", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         var horizon = TimeSpan.FromSeconds(3);
         await using var app = await StartAsync(ns, new Dictionary<string, string?>
         {
@@ -118,7 +127,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task An_event_older_than_the_processed_event_horizon_is_dead_lettered_not_applied()
     {
-        var ns = await fixture.CreateNamespaceAsync("messaging-too-old", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "messaging-too-old", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         await using var app = await StartAsync(ns);
         var horizon = app.Services.GetRequiredService<Pruner>().ProcessedEventsHorizon;
         var record = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-ANCIENT"), "test");
@@ -144,7 +153,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task An_oversized_poison_message_is_dead_lettered_truncated_and_the_outbox_carries_on()
     {
-        var ns = await fixture.CreateNamespaceAsync("messaging-oversized", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "messaging-oversized", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         var garbage = new string('<', 170_000);
         var after = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("ORD-AFTER-GARBAGE"), "test");
         var sent = await TestClients.ProduceAllAsync(fixture.Connection, ns + Topics.BookOrders.Name, [("ORD-G", garbage), ("ORD-G", after.Value)]);
@@ -169,7 +178,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task Poison_messages_unknown_types_and_failing_handlers_are_dead_lettered_and_the_consumer_carries_on()
     {
-        var ns = await fixture.CreateNamespaceAsync("messaging-poison", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "messaging-poison", Topics.BookOrders, Topics.InventoryEvents, Topics.DeadLetters);
         var unknown = JsonSerializer.Serialize(new { specversion = "1.0", id = "evt-unknown", source = "test", type = "bookstore.order.teleported.v9", data = new { } });
         var failing = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("fail-always"), "test");
         var flaky = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed("fail-once"), "test");
@@ -210,12 +219,12 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
 
     private static OrderPlaced Placed(string orderId) => new(orderId, "customer-1", [new OrderLine("978-0-13-468599-1", 1, 10m)], 10m);
 
-    private Task<WebApplication> StartAsync(string ns, IReadOnlyDictionary<string, string?>? settings = null) =>
-        TestService.StartAsync(
+    private async Task<WebApplication> StartAsync(string ns, IReadOnlyDictionary<string, string?>? settings = null) =>
+        await TestService.StartAsync(
             fixture,
             "messaging-test",
             ns,
-            Path.Combine(_data.FullName, "messaging-test.db"),
+            _database ??= await TestDatabase.CreateAsync(backend, _data.FullName, $"messaging-{ns}"),
             Schema,
             consumers => consumers.Handle<OrderPlaced, RecordingHandler>(),
             builder => builder.Services.AddSingleton<RecordingHandler>(),
@@ -225,7 +234,7 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
     {
         var outbox = app.Services.GetRequiredService<OutboxWriter>();
         await using var connection = await app.Services.GetRequiredService<ServiceDatabase>().OpenAsync();
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+        await using var transaction = (DbTransaction)await connection.BeginTransactionAsync();
         foreach (var e in events)
         {
             await outbox.AddAsync(transaction, e);
@@ -284,3 +293,9 @@ public sealed class MessagingTests(KafkaClusterFixture fixture) : IDisposable
         }
     }
 }
+
+[Collection(KafkaCollection.Name)]
+public sealed class MessagingTestsOnSqlite(KafkaClusterFixture fixture) : MessagingTests(fixture, StorageBackend.Sqlite);
+
+[Collection(KafkaCollection.Name)]
+public sealed class MessagingTestsOnPostgres(KafkaClusterFixture fixture) : MessagingTests(fixture, StorageBackend.Postgres);

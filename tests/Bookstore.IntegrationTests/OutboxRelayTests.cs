@@ -8,7 +8,7 @@ using Bookstore.Messaging.Outbox;
 using Bookstore.Messaging.Storage;
 using Dapper;
 using Microsoft.AspNetCore.Builder;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Microsoft.Extensions.DependencyInjection;
 using OutboxWriter = Bookstore.Messaging.Outbox.Outbox;
 
@@ -17,18 +17,37 @@ namespace Bookstore.IntegrationTests;
 /// <summary>The outbox relay under faults, on the real cluster: a row no broker accepts is parked
 /// and the rest flow on in order; a relay stalled past its lease neither loses it to a standby
 /// while it can renew it nor keeps publishing once it cannot.</summary>
-[Collection(KafkaCollection.Name)]
-public sealed class OutboxRelayTests(KafkaClusterFixture fixture) : IDisposable
+public abstract class OutboxRelayTests(KafkaClusterFixture fixture, StorageBackend backend) : IDisposable
 {
     private static readonly TimeSpan Lease = TimeSpan.FromSeconds(2);
     private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("bookstore-relay-");
 
-    public void Dispose() => _data.Delete(recursive: true);
+    // Relays started with the same name share a database, as instances of one service do.
+    private readonly Dictionary<string, TestDatabase> _databases = [];
+
+    /// <summary>Tests of both backends share the cluster: their namespaces differ.</summary>
+    private string Purpose => backend == StorageBackend.Sqlite ? string.Empty : "pg-";
+
+    private async Task<TestDatabase> DatabaseAsync(string name)
+    {
+        if (!_databases.TryGetValue(name, out var database))
+        {
+            _databases[name] = database = await TestDatabase.CreateAsync(backend, _data.FullName, Path.GetFileNameWithoutExtension(name));
+        }
+
+        return database;
+    }
+
+    public void Dispose()
+    {
+        _data.Delete(recursive: true);
+        GC.SuppressFinalize(this);
+    }
 
     [Fact]
     public async Task A_row_too_large_to_publish_is_parked_and_later_rows_of_its_key_and_others_are_published_in_order()
     {
-        var ns = await fixture.CreateNamespaceAsync("relay-parking", Topics.BookOrders, Topics.DeadLetters);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-parking", Topics.BookOrders, Topics.DeadLetters);
         await using var app = await StartRelayAsync(ns, "relay-parking.db");
         var first = Record("ORD-K1", 1);
         var huge = Record("ORD-K2", 1) with { Value = new string('x', 1_200_000) };
@@ -67,7 +86,7 @@ public sealed class OutboxRelayTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task A_relay_waiting_past_its_lease_for_deliveries_renews_it_so_a_standby_never_publishes_the_same_rows()
     {
-        var ns = await fixture.CreateNamespaceAsync("relay-lease-kept", Topics.BookOrders);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-lease-kept", Topics.BookOrders);
         await using var holder = await StartRelayAsync(ns, "relay-lease-kept.db");
         var holderRelay = holder.Services.GetRequiredService<OutboxRelay>();
         Assert.True(await Poll.UntilAsync(() => holderRelay.IsActive, TestClients.Deadline), "the first relay takes the lease");
@@ -96,7 +115,7 @@ public sealed class OutboxRelayTests(KafkaClusterFixture fixture) : IDisposable
     [Fact]
     public async Task A_relay_that_loses_its_lease_while_records_wait_in_its_client_drops_them_so_only_the_new_holder_publishes()
     {
-        var ns = await fixture.CreateNamespaceAsync("relay-lease-lost", Topics.BookOrders);
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-lease-lost", Topics.BookOrders);
         // The holder's client keeps records for seconds before sending (a slow path to the broker).
         var linger = TimeSpan.FromSeconds(8);
         await using var holder = await StartRelayAsync(ns, "relay-lease-lost.db", ("Messaging:Producer:linger.ms", ((int)linger.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture)));
@@ -131,15 +150,54 @@ public sealed class OutboxRelayTests(KafkaClusterFixture fixture) : IDisposable
         Assert.Equal(rows.Select(r => r.EventId).Order(), published.Select(r => EventSerializer.Parse(r.Message.Value).Id).Order());
     }
 
+    [Fact]
+    public async Task Two_relays_starting_together_on_one_database_publish_every_row_once_and_never_both_at_once()
+    {
+        var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-race", Topics.BookOrders);
+        var started = await Task.WhenAll(StartRelayAsync(ns, "relay-race.db"), StartRelayAsync(ns, "relay-race.db"));
+        await using var first = started[0];
+        await using var second = started[1];
+        var relays = started.Select(app => app.Services.GetRequiredService<OutboxRelay>()).ToList();
+
+        // Watch the two for as long as they publish: at no moment may both think they hold the lease.
+        using var watching = new CancellationTokenSource();
+        var bothActive = 0;
+        var watch = Task.Run(async () =>
+        {
+            while (!watching.IsCancellationRequested)
+            {
+                if (relays.All(r => r.IsActive))
+                {
+                    Interlocked.Increment(ref bothActive);
+                }
+
+                await Task.Delay(1, CancellationToken.None);
+            }
+        });
+
+        // Both services commit rows at once, in many small transactions, as instances under load do.
+        var rows = Enumerable.Range(0, 400).Select(i => Record($"ORD-{i:D3}", 1)).ToList();
+        await Task.WhenAll(rows.Chunk(10).Select((chunk, i) => CommitAsync(started[i % 2], chunk)));
+        Assert.True(await Poll.UntilAsync(async _ => (await QueryAsync<long>(first, "SELECT count(*) FROM outbox")).Single() == 0, TestClients.Deadline), "the outbox drains");
+        await watching.CancelAsync();
+        await watch;
+
+        var published = TestClients.ReadToEnd(fixture.Connection, ns + Topics.BookOrders.Name, Topics.BookOrders.Partitions);
+        Assert.Equal(rows.Select(r => r.EventId).Order(), published.Select(r => EventSerializer.Parse(r.Message.Value).Id).Order());
+        Assert.Equal(rows.Count, relays.Sum(r => r.Published));
+        Assert.Equal(0, bothActive);
+        Assert.Single(relays, r => r.IsActive);
+    }
+
     private static EventRecord Record(string orderId, int version) =>
         EventSerializer.Serialize(EventCatalog.OrderPlaced, new OrderPlaced(orderId, $"customer-{version}", [new OrderLine("978-0-13-468599-1", version, 10m)], 10m * version), "relay-test");
 
-    private Task<WebApplication> StartRelayAsync(string ns, string database, params (string Key, string Value)[] settings) =>
-        TestService.StartAsync(
+    private async Task<WebApplication> StartRelayAsync(string ns, string database, params (string Key, string Value)[] settings) =>
+        await TestService.StartAsync(
             fixture,
             "relay-test",
             ns,
-            Path.Combine(_data.FullName, database),
+            await DatabaseAsync(database),
             string.Empty,
             consumers: null,
             settings: settings.Append(("Messaging:OutboxLeaseDuration", Lease.ToString())).ToDictionary(s => s.Item1, s => (string?)s.Item2));
@@ -147,7 +205,7 @@ public sealed class OutboxRelayTests(KafkaClusterFixture fixture) : IDisposable
     private static async Task CommitAsync(WebApplication app, IEnumerable<EventRecord> records)
     {
         await using var connection = await app.Services.GetRequiredService<ServiceDatabase>().OpenAsync();
-        await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync();
+        await using var transaction = (DbTransaction)await connection.BeginTransactionAsync();
         foreach (var record in records)
         {
             await OutboxWriter.AddRecordAsync(transaction, record);
@@ -186,3 +244,9 @@ public sealed class OutboxRelayTests(KafkaClusterFixture fixture) : IDisposable
         return read;
     }
 }
+
+[Collection(KafkaCollection.Name)]
+public sealed class OutboxRelayTestsOnSqlite(KafkaClusterFixture fixture) : OutboxRelayTests(fixture, StorageBackend.Sqlite);
+
+[Collection(KafkaCollection.Name)]
+public sealed class OutboxRelayTestsOnPostgres(KafkaClusterFixture fixture) : OutboxRelayTests(fixture, StorageBackend.Postgres);

@@ -7,20 +7,20 @@ using Bookstore.IntegrationTests.Fixture;
 using Bookstore.Messaging;
 using Bookstore.Messaging.Consuming;
 using Bookstore.Messaging.Events;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.IntegrationTests;
 
 /// <summary>The Payment Service against a gateway that is down or slow: refunds are never lost,
 /// and a slow gateway holds up nothing but its own charges.</summary>
-public sealed partial class SagaTests
+public abstract partial class SagaTests
 {
     [Fact]
     public async Task Refunds_owed_while_the_gateway_is_down_are_made_once_it_recovers_and_never_dead_lettered()
     {
         // Orders time out (and are cancelled) while their charges are still at a slow gateway: the
         // charges go through, and the refunds they are owed meet a gateway that fails every call.
-        await using var suite = await BookstoreSuite.StartAsync(fixture, "refund-outage", new Dictionary<string, string>
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, "refund-outage", new Dictionary<string, string>
         {
             ["Orders__PendingTimeout"] = "00:00:00.5",
             ["Payments__RetryDelay"] = "00:00:00.2",
@@ -95,7 +95,7 @@ public sealed partial class SagaTests
     [Fact]
     public async Task A_slow_gateway_stalls_neither_the_consumers_nor_the_outbox_relay_of_two_payment_instances()
     {
-        await using var suite = await BookstoreSuite.StartAsync(fixture, "slow-gateway");
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, "slow-gateway");
         var second = await suite.StartAnotherInstanceAsync("Payments");
         await SetGatewayAsync(suite, suite.Payments, failureRate: 0, latencyMs: 5000);
         await SetGatewayAsync(suite, second.Http, failureRate: 0, latencyMs: 5000);
@@ -188,27 +188,12 @@ public sealed partial class SagaTests
     private static async Task<List<PendingWorkView>> PendingWorkAsync(BookstoreSuite suite) =>
         (await suite.Payments.GetFromJsonAsync<List<PendingWorkView>>("/admin/pending-work"))!;
 
-    /// <summary>The simulated gateway's ledger, read from its database file: one row per charged order.</summary>
-    private static async Task<Dictionary<string, LedgerEntry>> ReadLedgerAsync(BookstoreSuite suite)
-    {
-        if (!File.Exists(suite.GatewayLedgerPath))
-        {
-            return [];
-        }
+    /// <summary>The simulated gateway's ledger, one entry per charged order (the suite's client sends the admin key).</summary>
+    private static async Task<Dictionary<string, LedgerEntry>> ReadLedgerAsync(BookstoreSuite suite) =>
+        (await suite.Payments.GetFromJsonAsync<List<ChargeView>>("/admin/gateway/ledger"))!
+            .ToDictionary(c => c.OrderId, c => new LedgerEntry(c.Amount, c.Refunded));
 
-        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = suite.GatewayLedgerPath, DefaultTimeout = 30 }.ToString());
-        await connection.OpenAsync();
-        await using var command = connection.CreateCommand();
-        command.CommandText = "SELECT order_id, amount_cents, refunded FROM ledger";
-        var ledger = new Dictionary<string, LedgerEntry>();
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            ledger[reader.GetString(0)] = new LedgerEntry(Money.FromCents(reader.GetInt64(1)), reader.GetInt64(2) != 0);
-        }
-
-        return ledger;
-    }
+    private sealed record ChargeView(string ChargeId, string OrderId, decimal Amount, bool Refunded);
 
     private sealed record LedgerEntry(decimal Amount, bool Refunded);
 

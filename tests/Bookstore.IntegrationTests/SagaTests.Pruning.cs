@@ -4,13 +4,13 @@ using System.Text.Json;
 using Bookstore.IntegrationTests.Fixture;
 using Bookstore.Messaging;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.IntegrationTests;
 
 /// <summary>Analytics' facts folded into roll-ups keep every figure, and a replay of the retained
 /// log neither destroys nor double-counts them.</summary>
-public sealed partial class SagaTests
+public abstract partial class SagaTests
 {
     [Fact]
     public async Task A_replay_after_analytics_folded_its_facts_keeps_every_figure_and_commits_in_several_transactions()
@@ -18,7 +18,7 @@ public sealed partial class SagaTests
         // Long enough that every event is recorded before its order is folded (a later one would be
         // older than the fold and not counted), short enough for a test.
         var horizon = TimeSpan.FromSeconds(20);
-        await using var suite = await BookstoreSuite.StartAsync(fixture, "fold-replay", new Dictionary<string, string>
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, "fold-replay", new Dictionary<string, string>
         {
             ["Messaging__Retention__AnalyticsFacts"] = horizon.ToString(),
             ["Messaging__PruneInterval"] = "00:00:00.5",
@@ -30,7 +30,7 @@ public sealed partial class SagaTests
         var stats = await suite["Orders"].GetAsync<OrderStats>("/orders/stats");
 
         // Every order's facts folded: none left, the figures still those of the Order Service.
-        var analytics = Path.Combine(suite.DataDirectory, "analytics.db");
+        var analytics = suite.Database("Analytics");
         SummaryView folded = null!;
         long factsOfOrders = -1;
         Assert.True(
@@ -74,10 +74,9 @@ public sealed partial class SagaTests
         Assert.Equal(30, orders.Count);
     }
 
-    private static async Task<long> CountAsync(string database, string sql)
+    private static async Task<long> CountAsync(TestDatabase database, string sql)
     {
-        await using var connection = new SqliteConnection($"Data Source={database};Mode=ReadOnly");
-        await connection.OpenAsync();
+        await using var connection = await database.OpenAsync();
         return await connection.ExecuteScalarAsync<long>(sql);
     }
 

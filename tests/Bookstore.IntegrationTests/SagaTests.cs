@@ -13,8 +13,7 @@ namespace Bookstore.IntegrationTests;
 /// <summary>The five services as separate processes on the real cluster: orders placed over HTTP
 /// flow through the saga and end Confirmed or Cancelled, with stock, payments, notifications and
 /// analytics agreeing, even when a service is SIGKILLed halfway.</summary>
-[Collection(KafkaCollection.Name)]
-public sealed partial class SagaTests(KafkaClusterFixture fixture)
+public abstract partial class SagaTests(KafkaClusterFixture fixture, StorageBackend backend)
 {
     private const int Orders = 200;
     private static readonly TimeSpan SagaDeadline = TimeSpan.FromSeconds(120);
@@ -24,7 +23,7 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
     [Fact]
     public async Task Two_hundred_orders_end_terminal_with_stock_payments_notifications_and_analytics_in_agreement()
     {
-        await using var suite = await BookstoreSuite.StartAsync(fixture, "saga");
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, "saga");
         await RunAndVerifyAsync(suite, killHalfway: null);
     }
 
@@ -35,7 +34,7 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
     public async Task A_service_killed_and_restarted_halfway_loses_no_order_and_does_nothing_twice(string victim)
     {
         // A killed Payment instance's claimed charges become due again when their lease ends.
-        await using var suite = await BookstoreSuite.StartAsync(fixture, $"kill-{victim.ToLowerInvariant()}", new Dictionary<string, string> { ["Payments__ClaimLease"] = "00:00:10" });
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, $"kill-{victim.ToLowerInvariant()}", new Dictionary<string, string> { ["Payments__ClaimLease"] = "00:00:10" });
         var orders = await RunAndVerifyAsync(suite, killHalfway: victim);
         await AssertNothingTwiceAsync(suite, orders);
     }
@@ -43,7 +42,7 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
     [Fact]
     public async Task Unparseable_unknown_and_oversized_messages_are_dead_lettered_and_orders_placed_after_them_confirm()
     {
-        await using var suite = await BookstoreSuite.StartAsync(fixture, "poison");
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, "poison");
         var unknown = JsonSerializer.Serialize(new { specversion = "1.0", id = $"evt-{Guid.NewGuid()}", source = "test", type = "bookstore.order.teleported.v9", data = new { } });
         // 170 KB of '<' is over 1 MB as a JSON-escaped dead letter: more than a broker accepts.
         var oversized = new string('<', 170_000);
@@ -91,7 +90,7 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
     [Fact]
     public async Task Bad_requests_get_problem_details_and_create_nothing()
     {
-        await using var suite = await BookstoreSuite.StartAsync(fixture, "badrequests");
+        await using var suite = await BookstoreSuite.StartAsync(fixture, backend, "badrequests");
         var before = await suite["Orders"].GetAsync<OrderStats>("/orders/stats");
 
         await AssertProblemAsync(suite, "{\"customerId\": \"c\", \"lines\": [", HttpStatusCode.BadRequest);
@@ -292,7 +291,7 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
     private static Task SetGatewayAsync(BookstoreSuite suite, double failureRate, int latencyMs = 0) =>
         SetGatewayAsync(suite, suite.Payments, failureRate, latencyMs);
 
-    /// <summary>Each Payment instance has its own simulated gateway settings: set them on <paramref name="payments"/>.</summary>
+    /// <summary>Sets the simulated gateway's settings through the Payment instance <paramref name="payments"/>; the others read them from the gateway's database within a second.</summary>
     private static async Task SetGatewayAsync(BookstoreSuite suite, HttpClient payments, double failureRate, int latencyMs)
     {
         // The suite's clients send the admin key.
@@ -338,3 +337,9 @@ public sealed partial class SagaTests(KafkaClusterFixture fixture)
 
     private sealed record ReplayView(long EventsRead, SummaryView Summary);
 }
+
+[Collection(KafkaCollection.Name)]
+public sealed class SagaTestsOnSqlite(KafkaClusterFixture fixture) : SagaTests(fixture, StorageBackend.Sqlite);
+
+[Collection(KafkaCollection.Name)]
+public sealed class SagaTestsOnPostgres(KafkaClusterFixture fixture) : SagaTests(fixture, StorageBackend.Postgres);

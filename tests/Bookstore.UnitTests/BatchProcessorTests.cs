@@ -37,6 +37,10 @@ public sealed class BatchProcessorTests : IDisposable
         Assert.Equal((1, 1), (processor.Processed, processor.DeadLettered));
     }
 
+    /// <summary>A service database on a SQLite file, with the messaging tables and <paramref name="schema"/>.</summary>
+    private static ServiceDatabase SqliteServiceDatabaseAt(string path, string schema) =>
+        ServiceDatabase.Open(new MessagingOptions { DatabasePath = path }, schema);
+
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
     private ServiceProvider Services()
@@ -45,7 +49,7 @@ public sealed class BatchProcessorTests : IDisposable
         return new ServiceCollection()
             .AddLogging()
             .AddSingleton(new MessagingOptions { ServiceName = "batch-test", DatabasePath = path })
-            .AddSingleton(new ServiceDatabase(path, "CREATE TABLE IF NOT EXISTS handled (order_id TEXT NOT NULL);"))
+            .AddSingleton(SqliteServiceDatabaseAt(path, "CREATE TABLE IF NOT EXISTS handled (order_id TEXT NOT NULL);"))
             .AddSingleton<OutboxSignal>()
             .AddSingleton<Outbox>()
             .AddSingleton(new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>())

@@ -121,6 +121,41 @@ public sealed partial class DeploymentFilesTests
     }
 
     [Fact]
+    public void Compose_keeps_each_services_state_in_a_database_of_its_own_on_one_postgresql_server_with_a_volume()
+    {
+        var compose = Compose();
+        var services = Map(compose["services"]);
+        var postgres = Map(services["postgres"]);
+        Assert.Contains("postgres-data:/var/lib/postgresql/data", List(postgres["volumes"]).Cast<string>());
+        Assert.Equal("${BOOKSTORE_POSTGRES_PASSWORD:?set BOOKSTORE_POSTGRES_PASSWORD}", Map(postgres["environment"])["POSTGRES_PASSWORD"]);
+        var created = (string)Map(Map(compose["configs"])["postgres-databases"])["content"];
+        Assert.Equal("/docker-entrypoint-initdb.d/databases.sql", Map(List(postgres["configs"]).Single())["target"]);
+
+        var databases = new Dictionary<string, string>();
+        foreach (var name in ServiceNames)
+        {
+            var service = Map(services[name]);
+            var environment = Map(service["environment"]);
+            Assert.False(service.ContainsKey("volumes"), $"{name} keeps no state of its own: its instances share the server");
+            Assert.False(environment.ContainsKey("Messaging__DatabasePath"), $"{name} is not on SQLite");
+            Assert.Equal("service_healthy", Map(Map(service["depends_on"])["postgres"])["condition"]);
+            foreach (var key in environment.Keys.Where(k => k.StartsWith("ConnectionStrings__", StringComparison.Ordinal)))
+            {
+                var connection = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = (string)environment[key] };
+                Assert.Equal("postgres", connection["Host"]);
+                Assert.Equal("${BOOKSTORE_POSTGRES_PASSWORD:?set BOOKSTORE_POSTGRES_PASSWORD}", connection["Password"]);
+                databases[$"{name} {key}"] = (string)connection["Database"];
+            }
+        }
+
+        var expected = ServiceNames.ToDictionary(n => $"{n} ConnectionStrings__Postgres", n => n);
+        expected["payment-service ConnectionStrings__GatewayPostgres"] = "payment-gateway";
+        Assert.Equal(expected.OrderBy(d => d.Key, StringComparer.Ordinal), databases.OrderBy(d => d.Key, StringComparer.Ordinal));
+        Assert.All(databases.Values, database => Assert.Contains($"CREATE DATABASE \"{database}\";", created, StringComparison.Ordinal));
+        Assert.Equal(["kafka-1", "kafka-2", "kafka-3", "postgres-data"], Map(compose["volumes"]).Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public void The_dashboard_places_its_orders_through_the_order_service_in_compose_and_kubernetes()
     {
         var services = Map(Compose()["services"]);

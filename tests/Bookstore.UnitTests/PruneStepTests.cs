@@ -21,12 +21,16 @@ public sealed class PruneStepTests : IDisposable
     private static readonly DateTimeOffset Young = DateTimeOffset.UtcNow - TimeSpan.FromMinutes(5);
     private readonly DirectoryInfo _data = Directory.CreateTempSubdirectory("bookstore-prune-");
 
+    /// <summary>A service database on a SQLite file, with the messaging tables and <paramref name="schema"/>.</summary>
+    private static ServiceDatabase SqliteServiceDatabaseAt(string path, string schema) =>
+        ServiceDatabase.Open(new MessagingOptions { DatabasePath = path }, schema);
+
     public void Dispose() => _data.Delete(recursive: true);
 
     [Fact]
     public async Task Analytics_figures_are_the_same_after_old_facts_are_folded_into_the_roll_ups()
     {
-        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "analytics.db"), AnalyticsStore.Schema);
+        using var database = SqliteServiceDatabaseAt(Path.Combine(_data.FullName, "analytics.db"), AnalyticsStore.Schema);
         await database.WriteAsync(async t =>
         {
             await RecordAsync(t, EventCatalog.BookPriceChanged, new BookPriceChanged("978-0", "A book", 10m, 5), Old, "evt-catalog-0");
@@ -74,7 +78,7 @@ public sealed class PruneStepTests : IDisposable
     [Fact]
     public async Task Order_history_goes_for_old_decided_orders_only_and_idempotency_keys_after_their_retry_window()
     {
-        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "orders.db"), OrderStore.Schema);
+        using var database = SqliteServiceDatabaseAt(Path.Combine(_data.FullName, "orders.db"), OrderStore.Schema);
         await database.WriteAsync(async t =>
         {
             foreach (var (id, at, status) in new[] { ("ORD-OLD-DONE", Old, "Confirmed"), ("ORD-OLD-PENDING", Old, "Pending"), ("ORD-YOUNG-DONE", Young, "Cancelled") })
@@ -101,12 +105,12 @@ public sealed class PruneStepTests : IDisposable
     [Fact]
     public async Task The_analytics_fold_looks_for_orders_among_the_old_facts_only_not_through_every_fact()
     {
-        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "analytics-plan.db"), AnalyticsStore.Schema);
+        using var database = SqliteServiceDatabaseAt(Path.Combine(_data.FullName, "analytics-plan.db"), AnalyticsStore.Schema);
 
         var plan = await PlanAsync(
             database,
             "CREATE TEMP TABLE IF NOT EXISTS folding (event_id TEXT PRIMARY KEY, order_id TEXT) WITHOUT ROWID",
-            AnalyticsStore.FoldableOrders,
+            AnalyticsStore.FoldableOrders(SqliteDialect.Instance),
             new { horizon = Old.ToString("O"), limit = 10 });
 
         // The fold runs in the write lock once an interval: a range of the age index, each candidate
@@ -118,9 +122,9 @@ public sealed class PruneStepTests : IDisposable
     [Fact]
     public async Task Order_history_is_pruned_from_its_old_lines_not_through_every_line()
     {
-        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "orders-plan.db"), OrderStore.Schema);
+        using var database = SqliteServiceDatabaseAt(Path.Combine(_data.FullName, "orders-plan.db"), OrderStore.Schema);
 
-        var plan = await PlanAsync(database, null, OrderHistoryPruneStep.Sql, new { before = Old.ToString("O"), limit = 10 });
+        var plan = await PlanAsync(database, null, OrderHistoryPruneStep.Sql(SqliteDialect.Instance), new { before = Old.ToString("O"), limit = 10 });
 
         Assert.Contains(plan, d => d.Contains("order_history_by_age (at<?)", StringComparison.Ordinal));
         Assert.DoesNotContain(plan, d => d.StartsWith("SCAN", StringComparison.Ordinal));
@@ -129,7 +133,7 @@ public sealed class PruneStepTests : IDisposable
     [Fact]
     public void Idempotency_keys_are_kept_a_day_unless_configured()
     {
-        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "keys.db"), OrderStore.Schema);
+        using var database = SqliteServiceDatabaseAt(Path.Combine(_data.FullName, "keys.db"), OrderStore.Schema);
         var pruner = new Pruner(database, new ConsumerRegistration(), new MessagingOptions(), [new IdempotencyKeysPruneStep(), new OrderHistoryPruneStep()], NullLogger<Pruner>.Instance);
 
         Assert.Equal(TimeSpan.FromHours(24), pruner.HorizonOf(pruner.Steps.Single(s => s.Name == "IdempotencyKeys")));
@@ -139,7 +143,7 @@ public sealed class PruneStepTests : IDisposable
     [Fact]
     public async Task Notifications_go_once_old_and_sent_and_one_still_to_send_stays()
     {
-        using var database = new ServiceDatabase(Path.Combine(_data.FullName, "notifications.db"), NotificationStore.Schema + PendingWork.Schema);
+        using var database = SqliteServiceDatabaseAt(Path.Combine(_data.FullName, "notifications.db"), NotificationStore.Schema + PendingWork.Schema);
         await database.WriteAsync(async t =>
         {
             foreach (var (id, at) in new[] { ("NTF-OLD-SENT", Old), ("NTF-OLD-UNSENT", Old), ("NTF-YOUNG", Young) })
@@ -169,7 +173,7 @@ public sealed class PruneStepTests : IDisposable
         return new Pruner(database, new ConsumerRegistration(), options, steps, NullLogger<Pruner>.Instance);
     }
 
-    private static Task<bool> RecordAsync<T>(Microsoft.Data.Sqlite.SqliteTransaction t, EventDefinition<T> definition, T data, DateTimeOffset at, string? eventId = null)
+    private static Task<bool> RecordAsync<T>(System.Data.Common.DbTransaction t, EventDefinition<T> definition, T data, DateTimeOffset at, string? eventId = null)
         where T : class =>
         AnalyticsStore.RecordAsync(t, eventId ?? $"evt-{Guid.NewGuid()}", definition.Topic.Name, definition, data, at);
 

@@ -118,7 +118,7 @@ internal static class BenchCommand
     private static async Task<double> RelayAsync(KafkaConnection connection, TopicSpec topic, int count, string data, CancellationToken cancellationToken)
     {
         var options = Options(connection, data);
-        var database = new ServiceDatabase(options.DatabasePath, string.Empty);
+        var database = ServiceDatabase.Open(options, string.Empty);
         var definition = EventCatalog.BookPriceChanged with { Topic = topic };
         await database.WriteAsync(async transaction =>
         {
@@ -165,7 +165,7 @@ internal static class BenchCommand
         var services = new ServiceCollection()
             .AddLogging()
             .AddSingleton(options)
-            .AddSingleton(_ => new ServiceDatabase(options.DatabasePath, string.Empty))
+            .AddSingleton(_ => ServiceDatabase.Open(options, string.Empty))
             .AddSingleton<OutboxSignal>()
             .AddSingleton<Outbox>()
             .AddConsumer(registration)

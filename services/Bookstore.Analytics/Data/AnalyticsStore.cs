@@ -1,7 +1,8 @@
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Storage;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Analytics.Data;
 
@@ -74,10 +75,10 @@ public static class AnalyticsStore
 
     // The orders that reached a step: those folded into the roll-up plus the distinct ones among the facts.
     private static string OrdersAt(string type) =>
-        $"((SELECT coalesce(sum(orders), 0) FROM rollup_orders WHERE type = {type}) + (SELECT count(DISTINCT order_id) FROM facts WHERE type = {type}))";
+        $"CAST((SELECT coalesce(sum(orders), 0) FROM rollup_orders WHERE type = {type}) + (SELECT count(DISTINCT order_id) FROM facts WHERE type = {type}) AS BIGINT)";
 
     /// <summary>Records the event's fact; false when it was there already, or older than the latest fold.</summary>
-    public static async Task<bool> RecordAsync(SqliteTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at)
+    public static async Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at)
     {
         var (orderId, amount) = data switch
         {
@@ -94,9 +95,10 @@ public static class AnalyticsStore
         };
         var inserted = await transaction.Connection!.ExecuteAsync(
             """
-            INSERT OR IGNORE INTO facts (event_id, topic, type, order_id, amount_cents, at)
+            INSERT INTO facts (event_id, topic, type, order_id, amount_cents, at)
             SELECT @eventId, @topic, @type, @orderId, @cents, @at
             WHERE @at >= coalesce((SELECT folded_before FROM fold_watermark), '')
+            ON CONFLICT DO NOTHING
             """,
             new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToUniversalTime().ToString("O") },
             transaction);
@@ -123,7 +125,7 @@ public static class AnalyticsStore
             foreach (var line in confirmed.Lines)
             {
                 await transaction.Connection!.ExecuteAsync(
-                    "INSERT OR IGNORE INTO sold_lines (event_id, isbn, quantity, amount_cents) VALUES (@eventId, @Isbn, @Quantity, @cents)",
+                    "INSERT INTO sold_lines (event_id, isbn, quantity, amount_cents) VALUES (@eventId, @Isbn, @Quantity, @cents) ON CONFLICT DO NOTHING",
                     new { eventId, line.Isbn, line.Quantity, cents = Money.ToCents(line.Amount) },
                     transaction);
             }
@@ -132,7 +134,7 @@ public static class AnalyticsStore
         return inserted == 1;
     }
 
-    public static async Task<Summary> SummaryAsync(SqliteConnection connection, SqliteTransaction? transaction = null)
+    public static async Task<Summary> SummaryAsync(DbConnection connection, DbTransaction? transaction = null)
     {
         // Orders are counted by id: an order's lifecycle event is the fact, whatever re-deliveries did.
         var counts = await connection.QuerySingleAsync<(long Placed, long Confirmed, long Cancelled, long RevenueCents)>(
@@ -141,20 +143,20 @@ public static class AnalyticsStore
               {OrdersAt("@placed")},
               {OrdersAt("@confirmed")},
               {OrdersAt("@cancelled")},
-              (SELECT coalesce(sum(amount_cents), 0) FROM rollup_orders WHERE type = @confirmed)
-                + (SELECT coalesce(sum(amount_cents), 0) FROM (SELECT max(amount_cents) AS amount_cents FROM facts WHERE type = @confirmed GROUP BY order_id))
+              CAST((SELECT coalesce(sum(amount_cents), 0) FROM rollup_orders WHERE type = @confirmed)
+                + (SELECT coalesce(sum(amount_cents), 0) FROM (SELECT max(amount_cents) AS amount_cents FROM facts WHERE type = @confirmed GROUP BY order_id) AS per_order) AS BIGINT)
             """,
             new { placed = EventCatalog.OrderPlaced.TypeName, confirmed = EventCatalog.OrderConfirmed.TypeName, cancelled = EventCatalog.OrderCancelled.TypeName },
             transaction);
         var topBooks = await connection.QueryAsync<(string Isbn, long Quantity, long Cents)>(
             """
-            SELECT isbn, sum(quantity) AS q, sum(amount_cents) FROM (
-                SELECT isbn, quantity, amount_cents FROM sold_lines UNION ALL SELECT isbn, quantity, amount_cents FROM rollup_books)
+            SELECT isbn, CAST(sum(quantity) AS BIGINT) AS q, CAST(sum(amount_cents) AS BIGINT) FROM (
+                SELECT isbn, quantity, amount_cents FROM sold_lines UNION ALL SELECT isbn, quantity, amount_cents FROM rollup_books) AS sold
             GROUP BY isbn ORDER BY q DESC, isbn LIMIT 5
             """,
             transaction: transaction);
         var byTopic = await connection.QueryAsync<(string Topic, long Events)>(
-            "SELECT topic, sum(events) FROM (SELECT topic, count(*) AS events FROM facts GROUP BY topic UNION ALL SELECT topic, events FROM rollup_topics) GROUP BY topic ORDER BY topic",
+            "SELECT topic, CAST(sum(events) AS BIGINT) FROM (SELECT topic, count(*) AS events FROM facts GROUP BY topic UNION ALL SELECT topic, events FROM rollup_topics) AS counted GROUP BY topic ORDER BY topic",
             transaction: transaction);
         return new Summary(
             counts.Placed,
@@ -165,7 +167,7 @@ public static class AnalyticsStore
             [.. byTopic.Select(t => new TopicCount(t.Topic, t.Events))]);
     }
 
-    public static Task<Funnel> FunnelAsync(SqliteConnection connection) =>
+    public static Task<Funnel> FunnelAsync(DbConnection connection) =>
         connection.QuerySingleAsync<Funnel>(
             $"""
             SELECT
@@ -184,7 +186,7 @@ public static class AnalyticsStore
                 cancelled = EventCatalog.OrderCancelled.TypeName,
             });
 
-    public static async Task<IReadOnlyList<Book>> BooksAsync(SqliteConnection connection) =>
+    public static async Task<IReadOnlyList<Book>> BooksAsync(DbConnection connection) =>
         [.. (await connection.QueryAsync<(string Isbn, string Title, long Cents, long Available)>(
             "SELECT isbn, title, price_cents, available FROM books ORDER BY title"))
             .Select(b => new Book(b.Isbn, b.Title, Money.FromCents(b.Cents), (int)b.Available))];
@@ -196,10 +198,10 @@ public static class AnalyticsStore
     /// folds (and the few orders still under way), not every fact of the horizon (a GROUP BY over all
     /// orders took 1.6 s on 1.6 M facts). <c>INDEXED BY</c>: without ANALYZE statistics SQLite takes
     /// <c>order_id IS NOT NULL</c> on <c>facts_by_order_and_age</c> instead, a scan of every fact again.</remarks>
-    public const string FoldableOrders = """
-        INSERT INTO temp.folding (event_id, order_id)
+    public static string FoldableOrders(SqlDialect sql) => $"""
+        INSERT INTO {sql?.Temporary("folding")} (event_id, order_id)
             SELECT event_id, order_id FROM facts WHERE order_id IN (
-                SELECT DISTINCT old.order_id FROM facts old INDEXED BY facts_by_age
+                SELECT DISTINCT old.order_id FROM facts old {sql?.IndexedBy("facts_by_age")}
                 WHERE old.at < @horizon AND old.order_id IS NOT NULL
                   AND NOT EXISTS (SELECT 1 FROM facts young WHERE young.order_id = old.order_id AND young.at >= @horizon)
                 LIMIT @limit)
@@ -210,40 +212,42 @@ public static class AnalyticsStore
     /// (the catalog's) as the limit leaves room for; returns how many orders and facts of no order it took.</summary>
     /// <remarks>A whole order at a time: an order is then counted once per step, in the roll-up or
     /// among the facts. Its revenue is its largest confirmed amount, as the live query takes it.</remarks>
-    public static async Task<int> FoldAsync(SqliteTransaction transaction, DateTimeOffset before, int limit)
+    public static async Task<int> FoldAsync(DbTransaction transaction, DateTimeOffset before, int limit)
     {
         var connection = transaction.Connection!;
+        var sql = SqlDialect.Of(transaction);
+        var folding = sql.Temporary("folding");
         var horizon = before.ToUniversalTime().ToString("O");
         await connection.ExecuteAsync(
-            """
-            CREATE TEMP TABLE IF NOT EXISTS folding (event_id TEXT PRIMARY KEY, order_id TEXT) WITHOUT ROWID;
-            DELETE FROM temp.folding;
-            """,
+            sql.Schema($"""
+                CREATE TEMP TABLE IF NOT EXISTS folding (event_id TEXT PRIMARY KEY, order_id TEXT) WITHOUT ROWID;
+                DELETE FROM {folding};
+                """),
             transaction: transaction);
-        await connection.ExecuteAsync(FoldableOrders, new { horizon, limit }, transaction);
-        var orders = await connection.ExecuteScalarAsync<int>("SELECT count(DISTINCT order_id) FROM temp.folding", transaction: transaction);
+        await connection.ExecuteAsync(FoldableOrders(sql), new { horizon, limit }, transaction);
+        var orders = await connection.ExecuteScalarAsync<int>($"SELECT count(DISTINCT order_id) FROM {folding}", transaction: transaction);
         var others = await connection.ExecuteAsync(
-            "INSERT INTO temp.folding (event_id, order_id) SELECT event_id, NULL FROM facts WHERE order_id IS NULL AND at < @horizon LIMIT @room",
+            $"INSERT INTO {folding} (event_id, order_id) SELECT event_id, NULL FROM facts WHERE order_id IS NULL AND at < @horizon LIMIT @room",
             new { horizon, room = limit - orders },
             transaction);
         await connection.ExecuteAsync(
-            """
+            $"""
             INSERT INTO rollup_orders (type, orders, amount_cents)
                 SELECT type, count(*), coalesce(sum(amount_cents), 0) FROM (
                     SELECT f.type, f.order_id, max(f.amount_cents) AS amount_cents
-                    FROM temp.folding g JOIN facts f ON f.event_id = g.event_id
-                    WHERE g.order_id IS NOT NULL GROUP BY f.type, f.order_id)
+                    FROM {folding} g JOIN facts f ON f.event_id = g.event_id
+                    WHERE g.order_id IS NOT NULL GROUP BY f.type, f.order_id) AS per_order
                 WHERE true GROUP BY type
-                ON CONFLICT (type) DO UPDATE SET orders = orders + excluded.orders, amount_cents = amount_cents + excluded.amount_cents;
+                ON CONFLICT (type) DO UPDATE SET orders = rollup_orders.orders + excluded.orders, amount_cents = rollup_orders.amount_cents + excluded.amount_cents;
             INSERT INTO rollup_topics (topic, events)
-                SELECT f.topic, count(*) FROM temp.folding g JOIN facts f ON f.event_id = g.event_id WHERE true GROUP BY f.topic
-                ON CONFLICT (topic) DO UPDATE SET events = events + excluded.events;
+                SELECT f.topic, count(*) FROM {folding} g JOIN facts f ON f.event_id = g.event_id WHERE true GROUP BY f.topic
+                ON CONFLICT (topic) DO UPDATE SET events = rollup_topics.events + excluded.events;
             INSERT INTO rollup_books (isbn, quantity, amount_cents)
-                SELECT s.isbn, sum(s.quantity), sum(s.amount_cents) FROM temp.folding g JOIN sold_lines s ON s.event_id = g.event_id WHERE true GROUP BY s.isbn
-                ON CONFLICT (isbn) DO UPDATE SET quantity = quantity + excluded.quantity, amount_cents = amount_cents + excluded.amount_cents;
-            DELETE FROM sold_lines WHERE event_id IN (SELECT event_id FROM temp.folding);
-            DELETE FROM facts WHERE event_id IN (SELECT event_id FROM temp.folding);
-            DELETE FROM temp.folding;
+                SELECT s.isbn, sum(s.quantity), sum(s.amount_cents) FROM {folding} g JOIN sold_lines s ON s.event_id = g.event_id WHERE true GROUP BY s.isbn
+                ON CONFLICT (isbn) DO UPDATE SET quantity = rollup_books.quantity + excluded.quantity, amount_cents = rollup_books.amount_cents + excluded.amount_cents;
+            DELETE FROM sold_lines WHERE event_id IN (SELECT event_id FROM {folding});
+            DELETE FROM facts WHERE event_id IN (SELECT event_id FROM {folding});
+            DELETE FROM {folding};
             """,
             transaction: transaction);
         if (orders + others > 0)
@@ -251,7 +255,8 @@ public static class AnalyticsStore
             await connection.ExecuteAsync(
                 """
                 INSERT INTO fold_watermark (id, folded_before) VALUES (1, @horizon)
-                    ON CONFLICT (id) DO UPDATE SET folded_before = max(folded_before, excluded.folded_before)
+                    ON CONFLICT (id) DO UPDATE SET folded_before =
+                        CASE WHEN excluded.folded_before > fold_watermark.folded_before THEN excluded.folded_before ELSE fold_watermark.folded_before END
                 """,
                 new { horizon },
                 transaction);
@@ -272,6 +277,6 @@ public sealed class AnalyticsFactsPruneStep : Bookstore.Messaging.Consuming.IPru
     // keeps it from being counted twice, but then also a late first delivery goes uncounted.
     public bool GuardsAgainstRedelivery => true;
 
-    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+    public Task<int> PruneAsync(DbTransaction transaction, DateTimeOffset before, int limit) =>
         AnalyticsStore.FoldAsync(transaction, before, limit);
 }

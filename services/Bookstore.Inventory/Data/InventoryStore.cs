@@ -1,7 +1,7 @@
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Inventory.Data;
 
@@ -26,18 +26,18 @@ public static class InventoryStore
             updated_at TEXT NOT NULL) WITHOUT ROWID;
         """;
 
-    private const string SelectBook = "SELECT isbn AS Isbn, title AS Title, author AS Author, price_cents / 100.0 AS Price, stock AS Stock, reserved AS Reserved FROM books";
+    private const string SelectBook = "SELECT isbn AS Isbn, title AS Title, author AS Author, price_cents AS PriceCents, stock AS Stock, reserved AS Reserved FROM books";
 
-    public static async Task<List<Book>> BooksAsync(SqliteConnection connection, SqliteTransaction? transaction = null) =>
+    public static async Task<List<Book>> BooksAsync(DbConnection connection, DbTransaction? transaction = null) =>
         [.. (await connection.QueryAsync<BookRow>(SelectBook + " ORDER BY isbn", transaction: transaction)).Select(r => r.ToBook())];
 
-    public static async Task<Book?> BookAsync(SqliteConnection connection, string isbn, SqliteTransaction? transaction = null) =>
+    public static async Task<Book?> BookAsync(DbConnection connection, string isbn, DbTransaction? transaction = null) =>
         (await connection.QuerySingleOrDefaultAsync<BookRow>(SelectBook + " WHERE isbn = @isbn", new { isbn }, transaction))?.ToBook();
 
-    public static Task<string?> ReservationStateAsync(SqliteTransaction transaction, string orderId) =>
+    public static Task<string?> ReservationStateAsync(DbTransaction transaction, string orderId) =>
         transaction.Connection!.QuerySingleOrDefaultAsync<string?>("SELECT state FROM reservations WHERE order_id = @orderId", new { orderId }, transaction);
 
-    public static Task SetReservationAsync(SqliteTransaction transaction, string orderId, string state, IReadOnlyList<OrderLine> lines) =>
+    public static Task SetReservationAsync(DbTransaction transaction, string orderId, string state, IReadOnlyList<OrderLine> lines) =>
         transaction.Connection!.ExecuteAsync(
             """
             INSERT INTO reservations (order_id, state, lines, updated_at) VALUES (@orderId, @state, @lines, @at)
@@ -47,43 +47,44 @@ public static class InventoryStore
             transaction);
 
     /// <summary>Moves <paramref name="quantity"/> from stock to reserved if that much is there: one
-    /// conditional update, so concurrent orders (and instances) can never both take the last copy.</summary>
-    public static async Task<bool> TryReserveAsync(SqliteTransaction transaction, string isbn, int quantity) =>
+    /// conditional update, so concurrent orders (and instances) can never both take the last copy: on
+    /// PostgreSQL the second waits for the first's row lock and then re-checks <c>stock</c>.</summary>
+    public static async Task<bool> TryReserveAsync(DbTransaction transaction, string isbn, int quantity) =>
         await transaction.Connection!.ExecuteAsync(
             "UPDATE books SET stock = stock - @quantity, reserved = reserved + @quantity WHERE isbn = @isbn AND stock >= @quantity",
             new { isbn, quantity },
             transaction) == 1;
 
     /// <summary>Reserved units leave the store: the order was paid.</summary>
-    public static Task ConsumeAsync(SqliteTransaction transaction, IEnumerable<OrderLine> lines) =>
+    public static Task ConsumeAsync(DbTransaction transaction, IEnumerable<OrderLine> lines) =>
         EachLineAsync(transaction, lines, "UPDATE books SET reserved = reserved - @Quantity WHERE isbn = @Isbn");
 
     /// <summary>Reserved units go back on sale: the payment failed or the order was cancelled.</summary>
-    public static Task ReleaseAsync(SqliteTransaction transaction, IEnumerable<OrderLine> lines) =>
+    public static Task ReleaseAsync(DbTransaction transaction, IEnumerable<OrderLine> lines) =>
         EachLineAsync(transaction, lines, "UPDATE books SET reserved = reserved - @Quantity, stock = stock + @Quantity WHERE isbn = @Isbn");
 
     /// <summary>Sold units come back: a paid order was cancelled after all (and refunded).</summary>
-    public static Task ReturnAsync(SqliteTransaction transaction, IEnumerable<OrderLine> lines) =>
+    public static Task ReturnAsync(DbTransaction transaction, IEnumerable<OrderLine> lines) =>
         EachLineAsync(transaction, lines, "UPDATE books SET stock = stock + @Quantity WHERE isbn = @Isbn");
 
-    public static Task<int> UpdateBookAsync(SqliteTransaction transaction, string isbn, long? priceCents, int restock) =>
+    public static Task<int> UpdateBookAsync(DbTransaction transaction, string isbn, long? priceCents, int restock) =>
         transaction.Connection!.ExecuteAsync(
             "UPDATE books SET price_cents = coalesce(@priceCents, price_cents), stock = stock + @restock WHERE isbn = @isbn",
             new { isbn, priceCents, restock },
             transaction);
 
-    public static async Task SeedAsync(SqliteTransaction transaction, IEnumerable<Book> books)
+    public static async Task SeedAsync(DbTransaction transaction, IEnumerable<Book> books)
     {
         foreach (var book in books)
         {
             await transaction.Connection!.ExecuteAsync(
-                "INSERT OR IGNORE INTO books (isbn, title, author, price_cents, stock, reserved) VALUES (@Isbn, @Title, @Author, @PriceCents, @Stock, 0)",
+                "INSERT INTO books (isbn, title, author, price_cents, stock, reserved) VALUES (@Isbn, @Title, @Author, @PriceCents, @Stock, 0) ON CONFLICT DO NOTHING",
                 new { book.Isbn, book.Title, book.Author, PriceCents = Money.ToCents(book.Price), book.Stock },
                 transaction);
         }
     }
 
-    private static async Task EachLineAsync(SqliteTransaction transaction, IEnumerable<OrderLine> lines, string sql)
+    private static async Task EachLineAsync(DbTransaction transaction, IEnumerable<OrderLine> lines, string sql)
     {
         foreach (var line in lines)
         {
@@ -91,8 +92,8 @@ public static class InventoryStore
         }
     }
 
-    private sealed record BookRow(string Isbn, string Title, string Author, double Price, long Stock, long Reserved)
+    private sealed record BookRow(string Isbn, string Title, string Author, long PriceCents, long Stock, long Reserved)
     {
-        public Book ToBook() => new(Isbn, Title, Author, decimal.Round((decimal)Price, 2), (int)Stock, (int)Reserved);
+        public Book ToBook() => new(Isbn, Title, Author, Money.FromCents(PriceCents), (int)Stock, (int)Reserved);
     }
 }

@@ -1,7 +1,7 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Inventory.Data;
 using Bookstore.Messaging.Consuming;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Inventory.Handlers;
 

@@ -35,7 +35,9 @@ public sealed class ReserveStock : IEventHandler<OrderPlaced>
 
     private static async Task<string?> TryReserveAllAsync(EventContext context, OrderPlaced data)
     {
-        foreach (var line in data.Lines)
+        // In one order of books for every order, so that two instances reserving the same books
+        // on a server database lock them in the same order (no deadlock).
+        foreach (var line in data.Lines.OrderBy(l => l.Isbn, StringComparer.Ordinal))
         {
             if (!await InventoryStore.TryReserveAsync(context.Transaction, line.Isbn, line.Quantity))
             {

@@ -1,5 +1,5 @@
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Notifications.Data;
 
@@ -25,16 +25,17 @@ public static class NotificationStore
         """;
 
     /// <summary>False when this order already had a notification of this kind.</summary>
-    public static async Task<bool> TryAddAsync(SqliteTransaction transaction, Notification notification) =>
+    public static async Task<bool> TryAddAsync(DbTransaction transaction, Notification notification) =>
         await transaction.Connection!.ExecuteAsync(
             """
-            INSERT OR IGNORE INTO notifications (id, customer_id, order_id, kind, subject, body, channel, at)
+            INSERT INTO notifications (id, customer_id, order_id, kind, subject, body, channel, at)
             VALUES (@Id, @CustomerId, @OrderId, @Kind, @Subject, @Body, @Channel, @AtText)
+            ON CONFLICT DO NOTHING
             """,
             new { notification.Id, notification.CustomerId, notification.OrderId, notification.Kind, notification.Subject, notification.Body, notification.Channel, AtText = notification.At.ToString("O") },
             transaction) == 1;
 
-    public static async Task<List<Notification>> FindAsync(SqliteConnection connection, string? customerId, string? orderId) =>
+    public static async Task<List<Notification>> FindAsync(DbConnection connection, string? customerId, string? orderId) =>
         [.. (await connection.QueryAsync<Row>(
             """
             SELECT id AS Id, customer_id AS CustomerId, order_id AS OrderId, kind AS Kind, subject AS Subject, body AS Body, channel AS Channel, at AS At
@@ -62,7 +63,7 @@ public sealed class NotificationsPruneStep : Bookstore.Messaging.Consuming.IPrun
 
     public bool GuardsAgainstRedelivery => true;
 
-    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+    public Task<int> PruneAsync(DbTransaction transaction, DateTimeOffset before, int limit) =>
         transaction.Connection!.ExecuteAsync(
             """
             DELETE FROM notifications WHERE id IN (

@@ -1,6 +1,7 @@
 using Bookstore.Messaging.Consuming;
+using Bookstore.Messaging.Storage;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Orders.Data;
 
@@ -23,15 +24,15 @@ public sealed class OrderHistoryPruneStep : IPruneStep
     /// not from a scan of the whole history, which holds the horizon's worth of decided orders; a line
     /// written after its order was decided goes once it is as old. <c>INDEXED BY</c>: without ANALYZE
     /// statistics SQLite would rather scan the history and look each order up.</remarks>
-    public const string Sql = """
+    public static string Sql(SqlDialect sql) => $"""
         DELETE FROM order_history WHERE seq IN (
-            SELECT h.seq FROM order_history h INDEXED BY order_history_by_age JOIN orders o ON o.id = h.order_id
+            SELECT h.seq FROM order_history h {sql?.IndexedBy("order_history_by_age")} JOIN orders o ON o.id = h.order_id
             WHERE h.at < @before AND o.status <> 'Pending' AND o.updated_at < @before
             LIMIT @limit)
         """;
 
-    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
-        transaction.Connection!.ExecuteAsync(Sql, new { before = before.ToString("O"), limit }, transaction);
+    public Task<int> PruneAsync(DbTransaction transaction, DateTimeOffset before, int limit) =>
+        transaction.Connection!.ExecuteAsync(Sql(SqlDialect.Of(transaction)), new { before = before.ToString("O"), limit }, transaction);
 }
 
 /// <summary>An Idempotency-Key answers a client's retries of one request, not a replay of an event:
@@ -45,7 +46,7 @@ public sealed class IdempotencyKeysPruneStep : IPruneStep
     public bool GuardsAgainstRedelivery => false;
 
     // A key is written in the transaction that inserts its order, so the order's creation is the key's.
-    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+    public Task<int> PruneAsync(DbTransaction transaction, DateTimeOffset before, int limit) =>
         transaction.Connection!.ExecuteAsync(
             """
             DELETE FROM customer_idempotency_keys WHERE (customer_id, key) IN (

@@ -2,8 +2,9 @@ using System.Text.Json;
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Consuming;
+using Bookstore.Messaging.Storage;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Orders.Data;
 
@@ -58,7 +59,7 @@ public static class OrderStore
             service TEXT NOT NULL,
             topic TEXT,
             partition INTEGER,
-            offset INTEGER);
+            "offset" INTEGER);
         CREATE INDEX IF NOT EXISTS order_history_by_order ON order_history (order_id, seq);
         CREATE INDEX IF NOT EXISTS order_history_by_age ON order_history (at);
         -- Keys were once global (one customer's key could answer with another's order): scoped
@@ -78,7 +79,7 @@ public static class OrderStore
         """;
 
     /// <summary>Stores a new order with its first history entry; returns it as stored.</summary>
-    public static async Task<Order> InsertAsync(SqliteTransaction transaction, Order order)
+    public static async Task<Order> InsertAsync(DbTransaction transaction, Order order)
     {
         await transaction.Connection!.ExecuteAsync(
             """
@@ -106,16 +107,16 @@ public static class OrderStore
     public static Task AddHistoryAsync(EventContext context, string orderId, string step, string? detail) =>
         AddHistoryAsync(context.Transaction, orderId, step, detail, context.Event.Source, (context.Topic, context.Partition, context.Offset));
 
-    public static Task AddHistoryAsync(SqliteTransaction transaction, string orderId, string step, string? detail, string service, (string Topic, int Partition, long Offset)? from) =>
+    public static Task AddHistoryAsync(DbTransaction transaction, string orderId, string step, string? detail, string service, (string Topic, int Partition, long Offset)? from) =>
         transaction.Connection!.ExecuteAsync(
             """
-            INSERT INTO order_history (order_id, at, step, detail, service, topic, partition, offset)
+            INSERT INTO order_history (order_id, at, step, detail, service, topic, partition, "offset")
             VALUES (@orderId, @at, @step, @detail, @service, @topic, @partition, @offset)
             """,
             new { orderId, at = DateTimeOffset.UtcNow.ToString("O"), step, detail, service, topic = from?.Topic, partition = from?.Partition, offset = from?.Offset },
             transaction);
 
-    public static async Task<Order?> GetAsync(SqliteConnection connection, string orderId, SqliteTransaction? transaction = null)
+    public static async Task<Order?> GetAsync(DbConnection connection, string orderId, DbTransaction? transaction = null)
     {
         var row = await connection.QuerySingleOrDefaultAsync<OrderRow>(
             "SELECT id AS Id, customer_id AS CustomerId, status AS Status, reason AS Reason, lines AS Lines, total_cents AS TotalCents, created_at AS CreatedAt, updated_at AS UpdatedAt FROM orders WHERE id = @orderId",
@@ -127,13 +128,13 @@ public static class OrderStore
         }
 
         var history = await connection.QueryAsync<HistoryRow>(
-            "SELECT at AS At, step AS Step, detail AS Detail, service AS Service, topic AS Topic, partition AS Partition, offset AS Offset FROM order_history WHERE order_id = @orderId ORDER BY seq",
+            "SELECT at AS At, step AS Step, detail AS Detail, service AS Service, topic AS Topic, partition AS Partition, \"offset\" AS Offset FROM order_history WHERE order_id = @orderId ORDER BY seq",
             new { orderId },
             transaction);
         return row.ToOrder([.. history.Select(h => h.ToEntry())]);
     }
 
-    public static async Task<List<Order>> ByCustomerAsync(SqliteConnection connection, string customerId)
+    public static async Task<List<Order>> ByCustomerAsync(DbConnection connection, string customerId)
     {
         var rows = await connection.QueryAsync<OrderRow>(
             "SELECT id AS Id, customer_id AS CustomerId, status AS Status, reason AS Reason, lines AS Lines, total_cents AS TotalCents, created_at AS CreatedAt, updated_at AS UpdatedAt FROM orders WHERE customer_id = @customerId ORDER BY created_at DESC LIMIT 100",
@@ -141,46 +142,51 @@ public static class OrderStore
         return [.. rows.Select(r => r.ToOrder([]))];
     }
 
-    public static async Task<OrderStats> StatsAsync(SqliteConnection connection)
+    public static async Task<OrderStats> StatsAsync(DbConnection connection)
     {
         var row = await connection.QuerySingleAsync<(long Placed, long Confirmed, long Cancelled, long Pending, long RevenueCents)>(
             """
             SELECT count(*),
-                   coalesce(sum(status = 'Confirmed'), 0),
-                   coalesce(sum(status = 'Cancelled'), 0),
-                   coalesce(sum(status = 'Pending'), 0),
-                   coalesce(sum(CASE WHEN status = 'Confirmed' THEN total_cents END), 0)
+                   count(*) FILTER (WHERE status = 'Confirmed'),
+                   count(*) FILTER (WHERE status = 'Cancelled'),
+                   count(*) FILTER (WHERE status = 'Pending'),
+                   CAST(coalesce(sum(total_cents) FILTER (WHERE status = 'Confirmed'), 0) AS BIGINT)
             FROM orders
             """);
         return new OrderStats(row.Placed, row.Confirmed, row.Cancelled, row.Pending, Money.FromCents(row.RevenueCents));
     }
 
-    /// <summary>Cancels the orders pending since before <paramref name="before"/>; returns them.</summary>
-    public static async Task<List<(string Id, string CustomerId)>> ExpireAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+    /// <summary>Cancels the orders pending since before <paramref name="before"/>; returns them.
+    /// <c>Pending</c> is checked again outside the subquery: on PostgreSQL an order decided by a
+    /// concurrent transaction is re-checked after its lock, and stays decided.</summary>
+    public static async Task<List<(string Id, string CustomerId)>> ExpireAsync(DbTransaction transaction, DateTimeOffset before, int limit) =>
         [.. await transaction.Connection!.QueryAsync<(string, string)>(
             """
             UPDATE orders SET status = 'Cancelled', reason = 'timeout', updated_at = @now
             WHERE id IN (SELECT id FROM orders WHERE status = 'Pending' AND created_at < @before ORDER BY created_at LIMIT @limit)
+              AND status = 'Pending'
             RETURNING id, customer_id
             """,
             new { before = before.ToString("O"), now = DateTimeOffset.UtcNow.ToString("O"), limit },
             transaction)];
 
-    public static Task<IdempotencyRecord?> IdempotencyKeyAsync(SqliteTransaction transaction, string customerId, string key) =>
+    public static Task<IdempotencyRecord?> IdempotencyKeyAsync(DbTransaction transaction, string customerId, string key) =>
         transaction.Connection!.QuerySingleOrDefaultAsync<IdempotencyRecord?>(
             "SELECT order_id AS OrderId, request_hash AS RequestHash FROM customer_idempotency_keys WHERE customer_id = @customerId AND key = @key",
             new { customerId, key },
             transaction);
 
-    public static Task AddIdempotencyKeyAsync(SqliteTransaction transaction, string customerId, string key, string orderId, string requestHash) =>
+    public static Task AddIdempotencyKeyAsync(DbTransaction transaction, string customerId, string key, string orderId, string requestHash) =>
         transaction.Connection!.ExecuteAsync(
             "INSERT INTO customer_idempotency_keys (customer_id, key, order_id, request_hash) VALUES (@customerId, @key, @orderId, @requestHash)",
             new { customerId, key, orderId, requestHash },
             transaction);
 
-    public static async Task<Dictionary<string, CatalogEntry>> CatalogAsync(SqliteConnection connection, IEnumerable<string> isbns, SqliteTransaction? transaction = null) =>
+    public static async Task<Dictionary<string, CatalogEntry>> CatalogAsync(DbConnection connection, IEnumerable<string> isbns, DbTransaction? transaction = null) =>
         (await connection.QueryAsync<(string Isbn, string Title, long PriceCents, long Available)>(
-            "SELECT isbn, title, price_cents, available FROM catalog WHERE isbn IN @isbns", new { isbns = isbns.Distinct().ToArray() }, transaction))
+            $"SELECT isbn, title, price_cents, available FROM catalog WHERE isbn IN (SELECT value FROM {SqlDialect.Of(connection).Values("@isbns")})",
+            new { isbns = SqlDialect.Of(connection).List(isbns.Distinct()) },
+            transaction))
         .ToDictionary(r => r.Isbn, r => new CatalogEntry(r.Isbn, r.Title, Money.FromCents(r.PriceCents), (int)r.Available));
 
     public static Task UpsertCatalogAsync(EventContext context, string isbn, string title, decimal price, int available) =>

@@ -1,6 +1,7 @@
 using Bookstore.Contracts;
+using Bookstore.Messaging.Storage;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Payments.Data;
 
@@ -30,13 +31,13 @@ public static class PaymentStore
             order_id TEXT PRIMARY KEY) WITHOUT ROWID;
         """;
 
-    public static async Task<Payment?> GetAsync(SqliteConnection connection, string orderId, SqliteTransaction? transaction = null) =>
+    public static async Task<Payment?> GetAsync(DbConnection connection, string orderId, DbTransaction? transaction = null) =>
         (await connection.QuerySingleOrDefaultAsync<PaymentRow>(
             "SELECT order_id AS OrderId, payment_id AS PaymentId, amount_cents AS AmountCents, status AS Status, reason AS Reason, at AS At FROM payments WHERE order_id = @orderId",
             new { orderId },
             transaction))?.ToPayment();
 
-    public static Task RecordAsync(SqliteTransaction transaction, string orderId, string? paymentId, decimal amount, string status, string? reason) =>
+    public static Task RecordAsync(DbTransaction transaction, string orderId, string? paymentId, decimal amount, string status, string? reason) =>
         transaction.Connection!.ExecuteAsync(
             """
             INSERT INTO payments (order_id, payment_id, amount_cents, status, reason, at) VALUES (@orderId, @paymentId, @cents, @status, @reason, @at)
@@ -45,10 +46,18 @@ public static class PaymentStore
             new { orderId, paymentId, cents = Money.ToCents(amount), status, reason, at = DateTimeOffset.UtcNow.ToString("O") },
             transaction);
 
-    public static Task MarkCancelledAsync(SqliteTransaction transaction, string orderId) =>
-        transaction.Connection!.ExecuteAsync("INSERT OR IGNORE INTO cancelled_orders (order_id) VALUES (@orderId)", new { orderId }, transaction);
+    /// <summary>Until <paramref name="transaction"/> ends, no other transaction of this service
+    /// decides about the payment of <paramref name="orderId"/>. A cancellation and a completing charge
+    /// each read what the other writes (the payment, the cancellation); on SQLite writers take turns
+    /// anyway, but on PostgreSQL both could read before either wrote, and a charge of a cancelled
+    /// order would then never be refunded.</summary>
+    public static Task LockOrderAsync(DbTransaction transaction, string orderId) =>
+        SqlDialect.Of(transaction).SerializeAsync(transaction, $"payment:{orderId}");
 
-    public static Task<bool> IsCancelledAsync(SqliteTransaction transaction, string orderId) =>
+    public static Task MarkCancelledAsync(DbTransaction transaction, string orderId) =>
+        transaction.Connection!.ExecuteAsync("INSERT INTO cancelled_orders (order_id) VALUES (@orderId) ON CONFLICT DO NOTHING", new { orderId }, transaction);
+
+    public static Task<bool> IsCancelledAsync(DbTransaction transaction, string orderId) =>
         transaction.Connection!.ExecuteScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM cancelled_orders WHERE order_id = @orderId)", new { orderId }, transaction);
 
     private sealed record PaymentRow(string OrderId, string? PaymentId, long AmountCents, string Status, string? Reason, string At)

@@ -1,6 +1,8 @@
 using Bookstore.Contracts;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
+using System.Diagnostics;
+using Bookstore.Messaging.Storage;
 
 namespace Bookstore.Payments.Gateway;
 
@@ -35,39 +37,72 @@ public sealed class GatewayUnavailableException(string message) : Exception(mess
 
 /// <summary>A stand-in for a card processor, with configurable latency and failure rate. Like a
 /// real one, it is idempotent per order: it keeps a ledger keyed by order id (its own database,
-/// not the Payment Service's), so a charge retried after a crash returns the first charge instead
-/// of charging twice, and a refund is applied once (a repeat, or a refund without a charge, changes nothing).</summary>
+/// not the Payment Service's), so a charge retried after a crash, or by another instance, returns
+/// the first charge instead of charging twice, and a refund is applied once (a repeat, or a refund
+/// without a charge, changes nothing). Its settings live beside the ledger, so every instance of
+/// the Payment Service, on any host, talks to the same gateway.</summary>
 public sealed class SimulatedGateway
 {
-    private readonly string _connectionString;
-    private volatile GatewaySettings _settings;
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS ledger (
+            order_id TEXT PRIMARY KEY,
+            charge_id TEXT NOT NULL,
+            amount_cents INTEGER NOT NULL,
+            refunded INTEGER NOT NULL DEFAULT 0,
+            charged_at TEXT NOT NULL) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS gateway_settings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            failure_rate DOUBLE PRECISION NOT NULL,
+            latency_ms INTEGER NOT NULL);
+        """;
 
-    public SimulatedGateway(string ledgerPath, GatewaySettings settings)
+    // A change made through another instance reaches this one within this time.
+    private static readonly TimeSpan SettingsRefresh = TimeSpan.FromSeconds(1);
+
+    private readonly ServiceDatabase _ledger;
+    private volatile CachedSettings? _cached;
+
+    /// <param name="configured">Written to the ledger's settings at start when given; otherwise
+    /// the settings stay as stored (defaults for a new ledger).</param>
+    public SimulatedGateway(ServiceDatabase ledger, GatewaySettings? configured)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(ledgerPath))!);
-        _connectionString = new SqliteConnectionStringBuilder { DataSource = ledgerPath, DefaultTimeout = 30 }.ToString();
-        _settings = settings;
-        using var connection = Open();
-        connection.Execute("""
-            PRAGMA journal_mode=WAL;
-            CREATE TABLE IF NOT EXISTS ledger (
-                order_id TEXT PRIMARY KEY,
-                charge_id TEXT NOT NULL,
-                amount_cents INTEGER NOT NULL,
-                refunded INTEGER NOT NULL DEFAULT 0,
-                charged_at TEXT NOT NULL) WITHOUT ROWID;
-            """);
+        _ledger = ledger;
+        using var connection = ledger.OpenAsync().GetAwaiter().GetResult();
+        connection.Execute(
+            configured is null
+                ? "INSERT INTO gateway_settings (id, failure_rate, latency_ms) VALUES (1, 0, 0) ON CONFLICT DO NOTHING"
+                : "INSERT INTO gateway_settings (id, failure_rate, latency_ms) VALUES (1, @FailureRate, @LatencyMs) ON CONFLICT (id) DO UPDATE SET failure_rate = excluded.failure_rate, latency_ms = excluded.latency_ms",
+            configured);
     }
 
-    public GatewaySettings Settings
+    /// <summary>Where the ledger is, for the health report and people.</summary>
+    public string Location => $"{_ledger.Backend}: {_ledger.Location}";
+
+    public async Task<GatewaySettings> SettingsAsync(CancellationToken cancellationToken = default)
     {
-        get => _settings;
-        set => _settings = value;
+        if (_cached is { } cached && Stopwatch.GetElapsedTime(cached.ReadAt) < SettingsRefresh)
+        {
+            return cached.Settings;
+        }
+
+        await using var connection = await _ledger.OpenAsync(cancellationToken);
+        var row = await connection.QuerySingleAsync<(double FailureRate, long LatencyMs)>("SELECT failure_rate, latency_ms FROM gateway_settings WHERE id = 1");
+        var settings = new GatewaySettings(row.FailureRate, (int)row.LatencyMs);
+        _cached = new CachedSettings(settings, Stopwatch.GetTimestamp());
+        return settings;
+    }
+
+    public async Task UpdateSettingsAsync(GatewaySettings settings, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        await using var connection = await _ledger.OpenAsync(cancellationToken);
+        await connection.ExecuteAsync("UPDATE gateway_settings SET failure_rate = @FailureRate, latency_ms = @LatencyMs WHERE id = 1", settings);
+        _cached = new CachedSettings(settings, Stopwatch.GetTimestamp());
     }
 
     public async Task<Charge> ChargeAsync(string orderId, decimal amount, CancellationToken cancellationToken)
     {
-        await using var connection = Open();
+        await using var connection = await _ledger.OpenAsync(cancellationToken);
         if (await FindAsync(connection, orderId) is { } earlier)
         {
             return earlier;
@@ -76,14 +111,14 @@ public sealed class SimulatedGateway
         await SimulateAsync(cancellationToken);
         var charge = new Charge($"ch_{Guid.CreateVersion7():N}", orderId, amount, false);
         await connection.ExecuteAsync(
-            "INSERT OR IGNORE INTO ledger (order_id, charge_id, amount_cents, charged_at) VALUES (@OrderId, @ChargeId, @cents, @at)",
+            "INSERT INTO ledger (order_id, charge_id, amount_cents, charged_at) VALUES (@OrderId, @ChargeId, @cents, @at) ON CONFLICT DO NOTHING",
             new { charge.OrderId, charge.ChargeId, cents = Money.ToCents(amount), at = DateTimeOffset.UtcNow.ToString("O") });
         return (await FindAsync(connection, orderId))!;
     }
 
     public async Task<RefundResult> RefundAsync(string orderId, CancellationToken cancellationToken)
     {
-        await using var connection = Open();
+        await using var connection = await _ledger.OpenAsync(cancellationToken);
         switch (await FindAsync(connection, orderId))
         {
             case null:
@@ -97,15 +132,15 @@ public sealed class SimulatedGateway
         return applied == 1 ? RefundResult.Refunded : RefundResult.AlreadyRefunded;
     }
 
-    public async Task<List<Charge>> LedgerAsync()
+    public async Task<List<Charge>> LedgerAsync(CancellationToken cancellationToken = default)
     {
-        await using var connection = Open();
-        return [.. (await connection.QueryAsync<LedgerRow>(LedgerQuery)).Select(r => r.ToCharge())];
+        await using var connection = await _ledger.OpenAsync(cancellationToken);
+        return [.. (await connection.QueryAsync<LedgerRow>(LedgerQuery + " ORDER BY charged_at")).Select(r => r.ToCharge())];
     }
 
     private async Task SimulateAsync(CancellationToken cancellationToken)
     {
-        var settings = _settings;
+        var settings = await SettingsAsync(cancellationToken);
         if (settings.LatencyMs > 0)
         {
             await Task.Delay(settings.LatencyMs, cancellationToken);
@@ -117,19 +152,12 @@ public sealed class SimulatedGateway
         }
     }
 
-    private SqliteConnection Open()
-    {
-        var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        // Like the service's own database: durable across a process crash, no fsync per charge.
-        connection.Execute("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;");
-        return connection;
-    }
-
     private const string LedgerQuery = "SELECT charge_id AS ChargeId, order_id AS OrderId, amount_cents AS Cents, refunded AS Refunded FROM ledger";
 
-    private static async Task<Charge?> FindAsync(SqliteConnection connection, string orderId) =>
+    private static async Task<Charge?> FindAsync(DbConnection connection, string orderId) =>
         (await connection.QuerySingleOrDefaultAsync<LedgerRow>(LedgerQuery + " WHERE order_id = @orderId", new { orderId }))?.ToCharge();
+
+    private sealed record CachedSettings(GatewaySettings Settings, long ReadAt);
 
     private sealed record LedgerRow(string ChargeId, string OrderId, long Cents, long Refunded)
     {

@@ -31,6 +31,7 @@ public sealed class RefundCancelledOrder(PendingWorkSignal work) : IEventHandler
 {
     public async Task HandleAsync(EventContext context, OrderCancelled data, CancellationToken cancellationToken)
     {
+        await PaymentStore.LockOrderAsync(context.Transaction, data.OrderId);
         await PaymentStore.MarkCancelledAsync(context.Transaction, data.OrderId);
         // A charge still pending or in flight sees the cancellation when it completes and asks for the refund itself.
         if (await PaymentStore.GetAsync(context.Connection, data.OrderId, context.Transaction) is { Status: PaymentStatus.Succeeded }

@@ -2,7 +2,7 @@ using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Work;
 using Bookstore.Payments.Data;
 using Bookstore.Payments.Gateway;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Outbox = Bookstore.Messaging.Outbox.Outbox;
 
 namespace Bookstore.Payments.Work;
@@ -19,9 +19,10 @@ public sealed class ChargeWork(ResilientGateway gateway, Outbox outbox, PendingW
 
     public string Kind => WorkKind;
 
-    public async Task<bool> ShouldCallAsync(SqliteTransaction transaction, WorkItem item)
+    public async Task<bool> ShouldCallAsync(DbTransaction transaction, WorkItem item)
     {
         var intent = item.Read<ChargeIntent>();
+        await PaymentStore.LockOrderAsync(transaction, intent.OrderId);
         if (await PaymentStore.GetAsync(transaction.Connection!, intent.OrderId, transaction) is not null)
         {
             return false;
@@ -42,9 +43,10 @@ public sealed class ChargeWork(ResilientGateway gateway, Outbox outbox, PendingW
         return await gateway.ChargeAsync(intent.OrderId, intent.Total, cancellationToken);
     }
 
-    public async Task CompleteAsync(SqliteTransaction transaction, WorkItem item, object? result)
+    public async Task CompleteAsync(DbTransaction transaction, WorkItem item, object? result)
     {
         var charge = (Charge)result!;
+        await PaymentStore.LockOrderAsync(transaction, charge.OrderId);
         if (await PaymentStore.GetAsync(transaction.Connection!, charge.OrderId, transaction) is not null)
         {
             return;
@@ -62,7 +64,7 @@ public sealed class ChargeWork(ResilientGateway gateway, Outbox outbox, PendingW
 
     /// <summary>A charge is given up after <see cref="PaymentOptions.ChargeAttempts"/> failed calls:
     /// the order then fails with the reason instead of waiting for the gateway for ever.</summary>
-    public async Task<bool> GiveUpAsync(SqliteTransaction transaction, WorkItem item, string lastError)
+    public async Task<bool> GiveUpAsync(DbTransaction transaction, WorkItem item, string lastError)
     {
         if (item.Attempts < options.ChargeAttempts)
         {
@@ -70,6 +72,7 @@ public sealed class ChargeWork(ResilientGateway gateway, Outbox outbox, PendingW
         }
 
         var intent = item.Read<ChargeIntent>();
+        await PaymentStore.LockOrderAsync(transaction, intent.OrderId);
         if (await PaymentStore.GetAsync(transaction.Connection!, intent.OrderId, transaction) is null)
         {
             await FailAsync(transaction, intent, $"payment gateway unavailable after {item.Attempts} attempts: {lastError}");
@@ -80,13 +83,13 @@ public sealed class ChargeWork(ResilientGateway gateway, Outbox outbox, PendingW
         return true;
     }
 
-    private async Task FailAsync(SqliteTransaction transaction, ChargeIntent intent, string reason)
+    private async Task FailAsync(DbTransaction transaction, ChargeIntent intent, string reason)
     {
         await PaymentStore.RecordAsync(transaction, intent.OrderId, null, intent.Total, PaymentStatus.Failed, reason);
         await outbox.AddAsync(transaction, new PaymentFailed(intent.OrderId, intent.Total, reason));
     }
 
-    private async Task AskRefundAsync(SqliteTransaction transaction, string orderId, string reason)
+    private async Task AskRefundAsync(DbTransaction transaction, string orderId, string reason)
     {
         if (await PendingWork.AddAsync(transaction, RefundWork.WorkKind, orderId, new RefundIntent(orderId, reason)))
         {

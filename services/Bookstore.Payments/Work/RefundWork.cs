@@ -1,7 +1,7 @@
 using Bookstore.Messaging.Work;
 using Bookstore.Payments.Data;
 using Bookstore.Payments.Gateway;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Payments.Work;
 
@@ -16,12 +16,12 @@ public sealed class RefundWork(ResilientGateway gateway) : IPendingWorkHandler
 
     public string Kind => WorkKind;
 
-    public Task<bool> ShouldCallAsync(SqliteTransaction transaction, WorkItem item) => Task.FromResult(true);
+    public Task<bool> ShouldCallAsync(DbTransaction transaction, WorkItem item) => Task.FromResult(true);
 
     public async Task<object?> CallAsync(WorkItem item, CancellationToken cancellationToken) =>
         await gateway.RefundAsync(item.Read<RefundIntent>().OrderId, cancellationToken);
 
-    public async Task CompleteAsync(SqliteTransaction transaction, WorkItem item, object? result)
+    public async Task CompleteAsync(DbTransaction transaction, WorkItem item, object? result)
     {
         var intent = item.Read<RefundIntent>();
         if ((RefundResult)result! != RefundResult.NoCharge
@@ -31,5 +31,5 @@ public sealed class RefundWork(ResilientGateway gateway) : IPendingWorkHandler
         }
     }
 
-    public Task<bool> GiveUpAsync(SqliteTransaction transaction, WorkItem item, string lastError) => Task.FromResult(false);
+    public Task<bool> GiveUpAsync(DbTransaction transaction, WorkItem item, string lastError) => Task.FromResult(false);
 }

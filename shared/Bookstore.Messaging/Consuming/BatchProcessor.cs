@@ -4,7 +4,7 @@ using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
 using Confluent.Kafka;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Polly;
@@ -59,7 +59,7 @@ public sealed partial class BatchProcessor(
                 await ProcessBatchAsync(batch);
                 return true;
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
                 LogBatchFailed(e, options.GroupId, batch.Count);
                 if (stoppingToken.IsCancellationRequested)
@@ -158,7 +158,7 @@ public sealed partial class BatchProcessor(
 
     /// <summary>True when handled; false when it failed every attempt and was dead-lettered
     /// (it stays recorded as processed: the dead letter is its outcome).</summary>
-    private async Task<bool> HandleWithRetriesAsync(SqliteTransaction transaction, Savepoint savepoint, IncomingMessage message)
+    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint savepoint, IncomingMessage message)
     {
         var attempts = 0;
         try
@@ -189,7 +189,7 @@ public sealed partial class BatchProcessor(
         }
     }
 
-    private async Task InvokeHandlersAsync(SqliteTransaction transaction, IncomingMessage message)
+    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message)
     {
         var (cloudEvent, definition) = (message.Event!, message.Definition!);
         var data = EventSerializer.ReadData(cloudEvent, definition);
@@ -211,9 +211,9 @@ public sealed partial class BatchProcessor(
         }
     }
 
-    /// <summary>Records the event ids with one statement (a JSON array as its one parameter);
+    /// <summary>Records the event ids with one statement (the batch as its one parameter);
     /// returns those recorded now, i.e. not processed before.</summary>
-    private static async Task<HashSet<string>> MarkProcessedAsync(SqliteTransaction transaction, IReadOnlyList<string> eventIds)
+    private async Task<HashSet<string>> MarkProcessedAsync(DbTransaction transaction, IReadOnlyList<string> eventIds)
     {
         if (eventIds.Count == 0)
         {
@@ -221,13 +221,13 @@ public sealed partial class BatchProcessor(
         }
 
         var recorded = await transaction.Connection!.QueryAsync<string>(
-            "INSERT OR IGNORE INTO processed_events (event_id, processed_at) SELECT value, @at FROM json_each(@ids) WHERE true RETURNING event_id",
-            new { ids = JsonSerializer.Serialize(eventIds), at = DateTimeOffset.UtcNow.ToString("O") },
+            $"INSERT INTO processed_events (event_id, processed_at) SELECT value, @at FROM {database.Sql.Values("@ids")} WHERE true ON CONFLICT DO NOTHING RETURNING event_id",
+            new { ids = database.Sql.List(eventIds), at = DateTimeOffset.UtcNow.ToString("O") },
             transaction);
         return new HashSet<string>(recorded, StringComparer.Ordinal);
     }
 
-    private async Task DeadLetterAsync(SqliteTransaction transaction, IncomingMessage message, Exception error, int attempts)
+    private async Task DeadLetterAsync(DbTransaction transaction, IncomingMessage message, Exception error, int attempts)
     {
         var result = message.Result;
         var deadLetter = DeadLetter.For(options.GroupId, message.Topic, result.Partition.Value, result.Offset.Value, result.Message.Key, result.Message.Value, error, attempts, message.Event);

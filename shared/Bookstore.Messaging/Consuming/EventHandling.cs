@@ -1,7 +1,8 @@
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Events;
-using Microsoft.Data.Sqlite;
+using Bookstore.Messaging.Storage;
+using System.Data.Common;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Bookstore.Messaging.Consuming;
@@ -21,11 +22,14 @@ public interface IAnyEventHandler
 }
 
 /// <summary>What a handler may use: the event, where it came from, and the batch's transaction.</summary>
-public sealed class EventContext(SqliteTransaction transaction, Outbox.Outbox outbox)
+public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox)
 {
-    public SqliteTransaction Transaction { get; } = transaction;
+    public DbTransaction Transaction { get; } = transaction;
 
-    public SqliteConnection Connection => Transaction.Connection!;
+    /// <summary>What the SQL of this database's backend says differently.</summary>
+    public SqlDialect Sql => SqlDialect.Of(Transaction);
+
+    public DbConnection Connection => Transaction.Connection!;
 
     public required CloudEvent Event { get; init; }
 

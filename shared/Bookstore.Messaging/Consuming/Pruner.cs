@@ -1,7 +1,7 @@
 using Bookstore.Contracts;
 using Bookstore.Messaging.Storage;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
@@ -25,7 +25,7 @@ public interface IPruneStep
     /// <summary>Deletes (or folds away) at most <paramref name="limit"/> of its records older than
     /// <paramref name="before"/>, in the transaction given; returns how many it took, so that fewer
     /// than <paramref name="limit"/> means none is left.</summary>
-    Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit);
+    Task<int> PruneAsync(DbTransaction transaction, DateTimeOffset before, int limit);
 }
 
 /// <summary>Keeps what a service records from growing for ever: the processed-event records and
@@ -113,7 +113,7 @@ public sealed partial class Pruner(
                 {
                     await PruneAsync(step, stoppingToken);
                 }
-                catch (SqliteException e)
+                catch (DbException e)
                 {
                     LogPruneFailed(e, step.Name);
                 }
@@ -143,7 +143,14 @@ public sealed partial class Pruner(
         long total = 0;
         while (true)
         {
-            var taken = await database.WriteAsync(t => step.PruneAsync(t, before, options.PruneChunkSize), cancellationToken);
+            var taken = await database.WriteAsync(
+                async t =>
+                {
+                    // Instances prune too: on a server database, two folds at once would count twice.
+                    await database.Sql.SerializeAsync(t, $"prune:{step.Name}");
+                    return await step.PruneAsync(t, before, options.PruneChunkSize);
+                },
+                cancellationToken);
             total += taken;
             if (taken < options.PruneChunkSize)
             {
@@ -183,7 +190,7 @@ internal sealed class ProcessedEventsPruneStep(MessagingOptions options) : IPrun
 
     public bool GuardsAgainstRedelivery => true;
 
-    public Task<int> PruneAsync(SqliteTransaction transaction, DateTimeOffset before, int limit) =>
+    public Task<int> PruneAsync(DbTransaction transaction, DateTimeOffset before, int limit) =>
         transaction.Connection!.ExecuteAsync(
             """
             DELETE FROM processed_events WHERE event_id IN (

@@ -1,7 +1,7 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Events;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Messaging.Outbox;
 
@@ -10,7 +10,7 @@ namespace Bookstore.Messaging.Outbox;
 public sealed class Outbox(MessagingOptions options, OutboxSignal signal)
 {
     /// <summary>Adds the event; it is published after the transaction commits.</summary>
-    public async Task<EventRecord> AddAsync<T>(SqliteTransaction transaction, T data)
+    public async Task<EventRecord> AddAsync<T>(DbTransaction transaction, T data)
         where T : class
     {
         var record = EventSerializer.Serialize(EventCatalog.For<T>(), data, options.ServiceName);
@@ -19,7 +19,7 @@ public sealed class Outbox(MessagingOptions options, OutboxSignal signal)
     }
 
     /// <summary>Adds an already serialized record (a dead letter, say) to the outbox.</summary>
-    public static Task AddRecordAsync(SqliteTransaction transaction, EventRecord record)
+    public static Task AddRecordAsync(DbTransaction transaction, EventRecord record)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(record);

@@ -93,7 +93,7 @@ public sealed partial class OutboxRelay(
             {
                 break;
             }
-            catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or KafkaException)
+            catch (Exception e) when (e is System.Data.Common.DbException or KafkaException)
             {
                 LogRelayError(e);
                 await Task.Delay(RetryDelay, stoppingToken);
@@ -104,7 +104,7 @@ public sealed partial class OutboxRelay(
         {
             await _lease.ReleaseAsync();
         }
-        catch (Microsoft.Data.Sqlite.SqliteException e)
+        catch (System.Data.Common.DbException e)
         {
             LogRelayError(e);
         }
@@ -313,8 +313,9 @@ public sealed partial class OutboxRelay(
                         var size = System.Text.Encoding.UTF8.GetByteCount(row.Value);
                         await t.Connection!.ExecuteAsync(
                             """
-                            INSERT OR REPLACE INTO outbox_parked (seq, event_id, topic, key, value, value_bytes, error, parked_at)
+                            INSERT INTO outbox_parked (seq, event_id, topic, key, value, value_bytes, error, parked_at)
                             SELECT seq, event_id, topic, key, value, @size, @Error, @at FROM outbox WHERE seq = @Seq
+                            ON CONFLICT (seq) DO UPDATE SET value_bytes = excluded.value_bytes, error = excluded.error, parked_at = excluded.parked_at
                             """,
                             new { row.Seq, size, Error = error.ToString(), at = at.ToString("O") },
                             t);
@@ -322,7 +323,7 @@ public sealed partial class OutboxRelay(
                     }
 
                     var removed = delivered.Concat(parked.Select(p => p.Row.Seq)).ToList();
-                    await t.Connection!.ExecuteAsync("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(@seqs))", new { seqs = JsonSerializer.Serialize(removed) }, t);
+                    await t.Connection!.ExecuteAsync($"DELETE FROM outbox WHERE seq IN (SELECT value FROM {database.Sql.Values("@seqs")})", new { seqs = database.Sql.List(removed) }, t);
                 },
                 cancellationToken);
         }

@@ -1,4 +1,4 @@
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Messaging.Storage;
 
@@ -7,11 +7,11 @@ namespace Bookstore.Messaging.Storage;
 /// cost of microseconds instead of a statement compilation each time.</summary>
 internal sealed class Savepoint : IDisposable
 {
-    private readonly SqliteCommand _begin;
-    private readonly SqliteCommand _release;
-    private readonly SqliteCommand _rollback;
+    private readonly DbCommand _begin;
+    private readonly DbCommand _release;
+    private readonly DbCommand _rollback;
 
-    public Savepoint(SqliteTransaction transaction, string name)
+    public Savepoint(DbTransaction transaction, string name)
     {
         _begin = Prepared(transaction, $"SAVEPOINT {name}");
         _release = Prepared(transaction, $"RELEASE {name}");
@@ -36,7 +36,7 @@ internal sealed class Savepoint : IDisposable
         _rollback.Dispose();
     }
 
-    private static SqliteCommand Prepared(SqliteTransaction transaction, string sql)
+    private static DbCommand Prepared(DbTransaction transaction, string sql)
     {
         var command = transaction.Connection!.CreateCommand();
         command.Transaction = transaction;

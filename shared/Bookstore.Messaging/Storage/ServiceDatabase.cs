@@ -1,16 +1,20 @@
-using Dapper;
+using System.Data.Common;
 using Microsoft.Data.Sqlite;
+using Npgsql;
 
 namespace Bookstore.Messaging.Storage;
 
-/// <summary>The service's own SQLite database (WAL): its state, its outbox and the ids of the
-/// events it has processed, so that one transaction covers all three.</summary>
-/// <remarks>WAL with <c>synchronous=NORMAL</c> survives a process crash, the failure model here
-/// (not a power cut). All instances of a service open the same file; SQLite serializes writers and
-/// the busy timeout makes them wait their turn instead of failing.</remarks>
-public sealed class ServiceDatabase : IDisposable
+/// <summary>The service's own database: its state, its outbox and the ids of the events it has
+/// processed, so that one transaction covers all three. SQLite (one file, the embedded default) or
+/// PostgreSQL (<c>ConnectionStrings:Postgres</c>), chosen by configuration; the SQL is written once
+/// and what differs between the two is in <see cref="Sql"/>.</summary>
+/// <remarks>Every instance of a service opens the same database. On SQLite that means one host,
+/// whose file locking serializes writers; on PostgreSQL instances share nothing but the server,
+/// and each guarantee comes from the server itself (row locks, <c>ON CONFLICT</c>, advisory locks).</remarks>
+public abstract class ServiceDatabase : IDisposable
 {
-    private const string MessagingSchema = """
+    /// <summary>The tables of the messaging library, in the common dialect (see <see cref="SqlDialect.Schema"/>).</summary>
+    internal const string MessagingSchema = """
         CREATE TABLE IF NOT EXISTS outbox (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             event_id TEXT NOT NULL,
@@ -36,63 +40,39 @@ public sealed class ServiceDatabase : IDisposable
             expires_at INTEGER NOT NULL) WITHOUT ROWID;
         """;
 
-    private readonly string _connectionString;
-
-    // One writer at a time in this process: SQLite allows one anyway, and waiting here, in
-    // order, beats SQLite's busy handler, which sleeps and lets later writers overtake.
-    private readonly SemaphoreSlim _writeGate = new(1, 1);
-
-    public ServiceDatabase(string path, string schema)
+    /// <summary>The backend chosen by <paramref name="options"/>: PostgreSQL when it names a
+    /// connection string, else the SQLite file at <see cref="MessagingOptions.DatabasePath"/>.</summary>
+    /// <param name="schema">The service's own tables, in the common dialect.</param>
+    public static ServiceDatabase Open(MessagingOptions options, string schema)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        Path = System.IO.Path.GetFullPath(path);
-        Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
-        _connectionString = new SqliteConnectionStringBuilder
-        {
-            DataSource = Path,
-            Mode = SqliteOpenMode.ReadWriteCreate,
-            Pooling = true,
-            DefaultTimeout = 30,
-        }.ToString();
-
-        using var connection = new SqliteConnection(_connectionString);
-        connection.Open();
-        connection.Execute("PRAGMA journal_mode=WAL;");
-        Configure(connection);
-        connection.Execute(MessagingSchema + schema);
+        ArgumentNullException.ThrowIfNull(options);
+        return Open(options.PostgresConnectionString, options.DatabasePath, MessagingSchema + schema);
     }
 
-    public string Path { get; }
+    /// <summary>A database with <paramref name="schema"/> alone: on PostgreSQL when
+    /// <paramref name="postgresConnectionString"/> is given, else in the SQLite file <paramref name="sqlitePath"/>.</summary>
+    public static ServiceDatabase Open(string? postgresConnectionString, string sqlitePath, string schema) =>
+        string.IsNullOrWhiteSpace(postgresConnectionString)
+            ? new SqliteServiceDatabase(sqlitePath, schema)
+            : new PostgresServiceDatabase(postgresConnectionString, schema);
 
-    public async Task<SqliteConnection> OpenAsync(CancellationToken cancellationToken = default)
-    {
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken);
-        Configure(connection);
-        return connection;
-    }
+    /// <summary><c>sqlite</c> or <c>postgresql</c>.</summary>
+    public abstract string Backend { get; }
 
-    /// <summary>Runs <paramref name="work"/> in a write transaction (BEGIN IMMEDIATE) and commits
-    /// it; the transaction rolls back if <paramref name="work"/> throws.</summary>
-    public async Task<T> WriteAsync<T>(Func<SqliteTransaction, Task<T>> work, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(work);
-        await _writeGate.WaitAsync(cancellationToken);
-        try
-        {
-            await using var connection = await OpenAsync(cancellationToken);
-            await using var transaction = (SqliteTransaction)await connection.BeginTransactionAsync(cancellationToken);
-            var result = await work(transaction);
-            await transaction.CommitAsync(cancellationToken);
-            return result;
-        }
-        finally
-        {
-            _writeGate.Release();
-        }
-    }
+    /// <summary>Where the data is, for people: the file, or the server and database (never the password).</summary>
+    public abstract string Location { get; }
 
-    public Task WriteAsync(Func<SqliteTransaction, Task> work, CancellationToken cancellationToken = default) =>
+    /// <summary>The SQL that differs between the backends.</summary>
+    public abstract SqlDialect Sql { get; }
+
+    public abstract Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>Runs <paramref name="work"/> in a write transaction and commits it; the transaction
+    /// rolls back if <paramref name="work"/> throws. <paramref name="work"/> may run more than once
+    /// (see <see cref="PostgresServiceDatabase"/>): it must only write through the transaction.</summary>
+    public abstract Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken cancellationToken = default);
+
+    public Task WriteAsync(Func<DbTransaction, Task> work, CancellationToken cancellationToken = default) =>
         WriteAsync(
             async transaction =>
             {
@@ -101,13 +81,15 @@ public sealed class ServiceDatabase : IDisposable
             },
             cancellationToken);
 
-    /// <summary>The database failed (busy, locked, I/O, full, cannot open), not the work in hand:
-    /// worth retrying the whole transaction rather than blaming a message or an outcome.</summary>
-    public static bool IsUnavailable(Exception e) =>
-        e is SqliteException { SqliteErrorCode: 5 or 6 or 10 or 13 or 14 };
+    /// <summary>The database failed (busy, locked, unreachable, full, a deadlock), not the work in
+    /// hand: worth retrying the whole transaction rather than blaming a message or an outcome.</summary>
+    public static bool IsUnavailable(Exception e) => e switch
+    {
+        SqliteException { SqliteErrorCode: 5 or 6 or 10 or 13 or 14 } => true,
+        PostgresException p => PostgresServiceDatabase.IsTransient(p.SqlState),
+        NpgsqlException n => n.IsTransient,
+        _ => false,
+    };
 
-    private static void Configure(SqliteConnection connection) =>
-        connection.Execute("PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;");
-
-    public void Dispose() => _writeGate.Dispose();
+    public virtual void Dispose() => GC.SuppressFinalize(this);
 }

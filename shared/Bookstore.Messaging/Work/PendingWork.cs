@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Bookstore.Messaging.Events;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 
 namespace Bookstore.Messaging.Work;
 
@@ -16,8 +16,8 @@ public sealed record WorkItem(string Id, string Kind, string Key, string Payload
 
 /// <summary>One row per intent in the service's database. The id is <c>kind:key</c>, so recording
 /// the same intent twice (a re-delivery, a race) keeps one. Claims are a lease (owner and expiry)
-/// taken in a write transaction: SQLite serializes writers, so instances sharing the file never
-/// claim the same row twice, and the row of a crashed owner becomes due again when its lease ends.</summary>
+/// taken in a write transaction that skips rows another one is claiming, so instances sharing the
+/// database never claim the same row twice, and the row of a crashed owner becomes due again when its lease ends.</summary>
 public static class PendingWork
 {
     /// <summary>Add to the service's schema (<c>AddMessaging(name, MyStore.Schema + PendingWork.Schema)</c>).</summary>
@@ -42,17 +42,17 @@ public static class PendingWork
     /// Call <see cref="PendingWorkSignal.Notify"/> afterwards, before the commit is fine: a signalled
     /// worker claims in a write transaction, which waits for this one, so it sees the row as soon as
     /// the transaction commits.</summary>
-    public static async Task<bool> AddAsync<T>(SqliteTransaction transaction, string kind, string key, T payload)
+    public static async Task<bool> AddAsync<T>(DbTransaction transaction, string kind, string key, T payload)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         return await transaction.Connection!.ExecuteAsync(
-            "INSERT OR IGNORE INTO pending_work (id, kind, key, payload, next_attempt_at, created_at) VALUES (@id, @kind, @key, @payload, @now, @now)",
+            "INSERT INTO pending_work (id, kind, key, payload, next_attempt_at, created_at) VALUES (@id, @kind, @key, @payload, @now, @now) ON CONFLICT DO NOTHING",
             new { id = IdOf(kind, key), kind, key, payload = JsonSerializer.Serialize(payload, EventSerializer.Options), now },
             transaction) == 1;
     }
 
-    public static async Task<bool> ExistsAsync(SqliteTransaction transaction, string kind, string key)
+    public static async Task<bool> ExistsAsync(DbTransaction transaction, string kind, string key)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         return await transaction.Connection!.ExecuteScalarAsync<bool>(
@@ -60,7 +60,7 @@ public static class PendingWork
     }
 
     /// <summary>What is waiting, oldest first, for operators and tests.</summary>
-    public static async Task<List<PendingWorkView>> ListAsync(SqliteConnection connection, int limit = 500)
+    public static async Task<List<PendingWorkView>> ListAsync(DbConnection connection, int limit = 500)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var rows = await connection.QueryAsync<(string Id, string Kind, string Key, long Attempts, long NextAttemptAt, string? ClaimedBy, long ClaimExpiresAt, string? LastError, long CreatedAt)>(
@@ -89,18 +89,18 @@ public interface IPendingWorkHandler
 
     /// <summary>In the claim transaction, before any call: false when the intent is moot (e.g. the
     /// order was cancelled meanwhile) and was settled here; the worker then removes it uncalled.</summary>
-    Task<bool> ShouldCallAsync(SqliteTransaction transaction, WorkItem item);
+    Task<bool> ShouldCallAsync(DbTransaction transaction, WorkItem item);
 
     /// <summary>The external call, outside any transaction. Throws when it should be tried again
     /// later; must be safe to repeat (a crash after the call and before completion repeats it).</summary>
     Task<object?> CallAsync(WorkItem item, CancellationToken cancellationToken);
 
     /// <summary>Records the outcome of a successful call (its result from <see cref="CallAsync"/>).</summary>
-    Task CompleteAsync(SqliteTransaction transaction, WorkItem item, object? result);
+    Task CompleteAsync(DbTransaction transaction, WorkItem item, object? result);
 
     /// <summary>After the call failed <see cref="WorkItem.Attempts"/> times (this one included): true
     /// when the intent is given up and was settled here; false to try again after a backoff.</summary>
-    Task<bool> GiveUpAsync(SqliteTransaction transaction, WorkItem item, string lastError);
+    Task<bool> GiveUpAsync(DbTransaction transaction, WorkItem item, string lastError);
 }
 
 /// <summary>How the worker paces itself; bound from the service's own configuration section

@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Bookstore.Messaging.Storage;
 using Dapper;
-using Microsoft.Data.Sqlite;
+using System.Data.Common;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -124,7 +124,7 @@ public sealed partial class PendingWorkWorker(
     private async Task<List<WorkItem>> ClaimAsync(int limit, bool readFirst, CancellationToken cancellationToken)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        var kinds = JsonSerializer.Serialize(_handlers.Keys);
+        var kinds = database.Sql.List(_handlers.Keys);
         if (readFirst)
         {
             await using var connection = await database.OpenAsync(cancellationToken);
@@ -203,13 +203,13 @@ public sealed partial class PendingWorkWorker(
                 outbox.Committed();
                 return;
             }
-            catch (SqliteException e) when (attempt < 10)
+            catch (DbException e) when (attempt < 10)
             {
                 LogRecordFailed(e, batch.Count);
                 await Task.Delay(delay, CancellationToken.None);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
-            catch (SqliteException e)
+            catch (DbException e)
             {
                 // The claims lapse and the rows are worked off again: the calls are idempotent.
                 LogRecordAbandoned(e, batch.Count);
@@ -218,7 +218,7 @@ public sealed partial class PendingWorkWorker(
         }
     }
 
-    private async Task RecordAsync(SqliteTransaction transaction, Savepoint savepoint, Outcome outcome)
+    private async Task RecordAsync(DbTransaction transaction, Savepoint savepoint, Outcome outcome)
     {
         var item = outcome.Item;
         var owner = await transaction.Connection!.ExecuteScalarAsync<string?>("SELECT claimed_by FROM pending_work WHERE id = @Id", new { item.Id }, transaction);
@@ -277,18 +277,19 @@ public sealed partial class PendingWorkWorker(
         return TimeSpan.FromMilliseconds(capped * (0.8 + (0.4 * Random.Shared.NextDouble())));
     }
 
-    private static Task<int> DeleteAsync(SqliteTransaction transaction, WorkItem item) =>
+    private static Task<int> DeleteAsync(DbTransaction transaction, WorkItem item) =>
         transaction.Connection!.ExecuteAsync("DELETE FROM pending_work WHERE id = @Id", new { item.Id }, transaction);
 
-    private const string DueCondition = "next_attempt_at <= @now AND claim_expires_at <= @now AND kind IN (SELECT value FROM json_each(@kinds))";
+    private string DueCondition => $"next_attempt_at <= @now AND claim_expires_at <= @now AND kind IN (SELECT value FROM {database.Sql.Values("@kinds")})";
 
-    private const string DueExistsSql = "SELECT EXISTS (SELECT 1 FROM pending_work WHERE " + DueCondition + ")";
+    private string DueExistsSql => field ??= $"SELECT EXISTS (SELECT 1 FROM pending_work WHERE {DueCondition})";
 
-    private const string ClaimSql = """
+    // The due condition again outside the subquery: PostgreSQL re-checks it on a row that another
+    // transaction claimed and committed meanwhile, so the row is not claimed a second time.
+    private string ClaimSql => field ??= $"""
         UPDATE pending_work SET claimed_by = @owner, claim_expires_at = @until
-        WHERE id IN (SELECT id FROM pending_work WHERE
-        """ + " " + DueCondition + """
-         ORDER BY next_attempt_at LIMIT @limit)
+        WHERE id IN (SELECT id FROM pending_work WHERE {DueCondition} ORDER BY next_attempt_at LIMIT @limit{database.Sql.SkipLocked})
+          AND {DueCondition}
         RETURNING id, kind, key, payload, attempts, created_at
         """;
 

@@ -19,6 +19,7 @@ public sealed class BookstoreSuite : IAsyncDisposable
     private readonly KafkaClusterFixture _fixture;
     private readonly DirectoryInfo _data;
     private readonly IReadOnlyDictionary<string, string> _configuration;
+    private readonly Dictionary<string, TestDatabase> _databases = [];
 
     private BookstoreSuite(KafkaClusterFixture fixture, string ns, DirectoryInfo data, IReadOnlyDictionary<string, string>? configuration)
     {
@@ -27,6 +28,9 @@ public sealed class BookstoreSuite : IAsyncDisposable
         _data = data;
         _configuration = configuration ?? new Dictionary<string, string>();
     }
+
+    /// <summary>The database of the service named <paramref name="name"/> (e.g. <c>Analytics</c>), or of the payment gateway (<c>Gateway</c>).</summary>
+    public TestDatabase Database(string name) => _databases[name];
 
     public string Namespace { get; }
 
@@ -49,15 +53,23 @@ public sealed class BookstoreSuite : IAsyncDisposable
 
     public ServiceProcess this[string name] => _services[name];
 
-    /// <summary>The gateway's ledger (the simulated card processor's own database, shared by the Payment instances).</summary>
-    public string GatewayLedgerPath => Path.Combine(_data.FullName, "payments.gateway.db");
-
     /// <summary>Starts the suite; <paramref name="configuration"/> (environment-style keys such as
     /// <c>Orders__PendingTimeout</c>) is given to every service process.</summary>
-    public static async Task<BookstoreSuite> StartAsync(KafkaClusterFixture fixture, string purpose, IReadOnlyDictionary<string, string>? configuration = null)
+    public static Task<BookstoreSuite> StartAsync(KafkaClusterFixture fixture, string purpose, IReadOnlyDictionary<string, string>? configuration = null) =>
+        StartAsync(fixture, StorageBackend.Sqlite, purpose, configuration);
+
+    /// <summary>Starts the suite with every service's state on <paramref name="backend"/>: one database per service, as a user runs it.</summary>
+    public static async Task<BookstoreSuite> StartAsync(KafkaClusterFixture fixture, StorageBackend backend, string purpose, IReadOnlyDictionary<string, string>? configuration = null)
     {
+        // Tests of both backends share the cluster: their namespaces differ.
+        purpose = backend == StorageBackend.Sqlite ? purpose : $"pg-{purpose}";
         var ns = await fixture.CreateNamespaceAsync(purpose);
         var suite = new BookstoreSuite(fixture, ns, Directory.CreateTempSubdirectory($"bookstore-suite-{purpose}-"), configuration);
+        foreach (var name in Names.Append("Gateway"))
+        {
+            suite._databases[name] = await TestDatabase.CreateAsync(backend, suite._data.FullName, $"{purpose}-{name.ToLowerInvariant()}");
+        }
+
         // Inventory first: Orders is ready once it has read the catalog Inventory publishes.
         suite._services["Inventory"] = suite.Launch("Inventory");
         await suite._services["Inventory"].WaitReadyAsync();
@@ -118,9 +130,17 @@ public sealed class BookstoreSuite : IAsyncDisposable
             ["Messaging__Namespace"] = Namespace,
             ["Messaging__BootstrapServers"] = connection.BootstrapServers,
             ["Messaging__BrokerVersion"] = connection.BrokerVersion,
-            ["Messaging__DatabasePath"] = Path.Combine(_data.FullName, $"{name.ToLowerInvariant()}.db"),
             ["Admin__ApiKey"] = AdminKey,
         };
+        foreach (var (key, value) in _databases[name].Environment)
+        {
+            environment[key] = value;
+        }
+
+        if (name == "Payments" && _databases["Gateway"] is { Backend: StorageBackend.Postgres } gateway)
+        {
+            environment["ConnectionStrings__GatewayPostgres"] = gateway.Location;
+        }
         if (name == "Analytics" && _services.TryGetValue("Orders", out var orders))
         {
             environment["Dashboard__OrdersUrl"] = orders.Http.BaseAddress!.ToString();
@@ -132,7 +152,9 @@ public sealed class BookstoreSuite : IAsyncDisposable
         }
 
         var log = Path.Combine(_data.FullName, instance == 1 ? $"{name.ToLowerInvariant()}.log" : $"{name.ToLowerInvariant()}-{instance}.log");
-        return ServiceProcess.Start(name, port ?? FreePort(), environment, log, AdminKey);
+        // A folder of its own, as on a host of its own: on PostgreSQL nothing is shared but the server.
+        var workingDirectory = Directory.CreateDirectory(Path.Combine(_data.FullName, "instances", $"{name.ToLowerInvariant()}-{instance}-{Guid.NewGuid():N}"));
+        return ServiceProcess.Start(name, port ?? FreePort(), environment, log, AdminKey, workingDirectory.FullName);
     }
 
     private static int FreePort()
@@ -174,10 +196,11 @@ public sealed class ServiceProcess : IDisposable
 
     public string LogFile { get; private init; } = string.Empty;
 
-    public static ServiceProcess Start(string name, int port, IReadOnlyDictionary<string, string?> environment, string logFile, string adminKey)
+    public static ServiceProcess Start(string name, int port, IReadOnlyDictionary<string, string?> environment, string logFile, string adminKey, string workingDirectory)
     {
         var start = new ProcessStartInfo("dotnet")
         {
+            WorkingDirectory = workingDirectory,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,

@@ -14,7 +14,7 @@ public static class TestService
         KafkaClusterFixture fixture,
         string serviceName,
         string @namespace,
-        string databasePath,
+        TestDatabase database,
         string schema,
         Action<ConsumerRegistration>? consumers,
         Action<WebApplicationBuilder>? configure = null,
@@ -26,7 +26,11 @@ public static class TestService
         builder.Configuration["Messaging:Namespace"] = @namespace;
         builder.Configuration["Messaging:BootstrapServers"] = fixture.Connection.BootstrapServers;
         builder.Configuration["Messaging:BrokerVersion"] = fixture.Connection.BrokerVersion;
-        builder.Configuration["Messaging:DatabasePath"] = databasePath;
+        foreach (var (key, value) in database.Settings)
+        {
+            builder.Configuration[key] = value;
+        }
+
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
         {
             builder.Configuration[key] = value;

@@ -1,0 +1,23 @@
+using System.Data.Common;
+
+namespace Bookstore.Messaging.Storage;
+
+/// <summary>SQLite: the common dialect is its own; batches travel as one JSON array (<c>json_each</c>).</summary>
+public sealed class SqliteDialect : SqlDialect
+{
+    public static SqliteDialect Instance { get; } = new();
+
+    public override string Schema(string ddl) => ddl;
+
+    public override string Values(string parameter) => $"json_each({parameter})";
+
+    public override object List<T>(IEnumerable<T> values) => Json(values);
+
+    public override string SkipLocked => string.Empty;
+
+    public override Task SerializeAsync(DbTransaction transaction, string work) => Task.CompletedTask;
+
+    public override string IndexedBy(string index) => $"INDEXED BY {index}";
+
+    public override string Temporary(string table) => $"temp.{table}";
+}
