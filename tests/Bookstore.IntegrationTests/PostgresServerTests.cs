@@ -33,6 +33,16 @@ public sealed class PostgresServerTests
         Assert.Equal(PostgresErrorCodes.InvalidPassword, refused.SqlState);
     }
 
+    [Fact]
+    public void Test_database_names_carry_the_run_and_fit_postgres_identifiers()
+    {
+        var name = PostgresTestServer.DatabaseName("261126205946_829016", 12, "Saga: SIGKILL and restart of every service, on PostgreSQL");
+
+        Assert.StartsWith("test_261126205946_829016_12_saga__sigkill_", name, StringComparison.Ordinal);
+        Assert.Equal(63, System.Text.Encoding.UTF8.GetByteCount(name));
+        Assert.Matches("^[a-z0-9_-]+$", name);
+    }
+
     [LocalPostgresFact]
     public async Task The_local_server_listens_on_loopback_only_and_has_no_socket_file()
     {
