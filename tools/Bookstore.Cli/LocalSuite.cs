@@ -23,7 +23,16 @@ internal sealed record ServiceSpec(string Name, string Project, int Port, string
         ?? throw new LocalKafkaException($"There is no service '{name}': the services are {string.Join(", ", All.Select(s => s.Name))}.");
 }
 
-internal sealed record InstanceStatus(string Service, string Instance, int Pid, int Port, bool Ready);
+/// <param name="Database">Where the instance keeps its state: <c>sqlite</c> or <c>postgres</c>.</param>
+internal sealed record InstanceStatus(string Service, string Instance, int Pid, int Port, bool Ready, string Database);
+
+/// <summary>Where the suite's services keep their state. SQLite needs nothing installed; PostgreSQL
+/// (the local server of <c>./bookstore db</c>) lets instances share nothing but the database.</summary>
+internal enum SuiteDatabase
+{
+    Sqlite,
+    Postgres,
+}
 
 /// <summary>The local cluster and the five services as separate processes on loopback, with
 /// their logs and pid files under <c>.bookstore/</c>.</summary>
@@ -36,14 +45,39 @@ internal sealed class LocalSuite(string root, Action<string> report)
     /// <summary>This data folder's admin key, given to every instance started here.</summary>
     private string AdminKey => field ??= AdminKeyFile.LoadOrCreate(Home);
 
+    /// <summary>Recorded by <c>up</c>, so that instances started later (<c>scale</c>) use the same
+    /// backend as the ones running.</summary>
+    private string DatabaseFile => Path.Combine(Home, "run", "database");
+
     public string LogFile(ServiceSpec service, int instance) => Path.Combine(Home, "logs", $"{service.Name}-{instance}.log");
 
-    public async Task UpAsync(CancellationToken cancellationToken)
+    /// <summary>The backend the last <c>up</c> chose; SQLite when none has run.</summary>
+    public SuiteDatabase Database =>
+        File.Exists(DatabaseFile) && Enum.TryParse<SuiteDatabase>(File.ReadAllText(DatabaseFile).Trim(), ignoreCase: true, out var recorded)
+            ? recorded
+            : SuiteDatabase.Sqlite;
+
+    public async Task UpAsync(SuiteDatabase database, CancellationToken cancellationToken)
     {
+        var runningServices = ServiceSpec.All.Where(s => Instances(s).Any()).Select(s => s.Name).ToList();
+        if (runningServices.Count > 0 && Database != database)
+        {
+            // Instances on two backends would each see half of the service's state.
+            throw new LocalKafkaException(
+                $"{string.Join(", ", runningServices)} already run on {Name(Database)}: stop the suite first (./bookstore down), then ./bookstore up{(database == SuiteDatabase.Postgres ? " --db postgres" : string.Empty)}.");
+        }
+
         // The key exists once `up` has run, even when every service was already running.
         _ = AdminKey;
         await BuildAsync(cancellationToken);
         await LocalKafkaCluster.ForRepository(root, report).UpAsync(cancellationToken);
+        if (database == SuiteDatabase.Postgres)
+        {
+            await Postgres().UpAsync(cancellationToken);
+        }
+
+        Directory.CreateDirectory(Path.GetDirectoryName(DatabaseFile)!);
+        await File.WriteAllTextAsync(DatabaseFile, Name(database) + "\n", cancellationToken);
 
         // Inventory first: Orders is ready once it has read the catalog Inventory publishes.
         foreach (var wave in new[] { ServiceSpec.All.Take(1), ServiceSpec.All.Skip(1) })
@@ -122,7 +156,7 @@ internal sealed class LocalSuite(string root, Action<string> report)
                     ready = false;
                 }
 
-                result.Add(new InstanceStatus(service.Name, $"{service.Name}-{instance}", pid, port, ready));
+                result.Add(new InstanceStatus(service.Name, $"{service.Name}-{instance}", pid, port, ready, Name(Database)));
             }
         }
 
@@ -139,10 +173,19 @@ internal sealed class LocalSuite(string root, Action<string> report)
             File.Delete(PidFile(r.Service, r.Instance));
         }));
         await LocalKafkaCluster.ForRepository(root, report).DownAsync(cancellationToken);
+
+        // Whoever started it (up --db postgres, db up, a test run): down leaves no process of this checkout.
+        var postgres = Postgres();
+        if (postgres.RunningPid() is not null)
+        {
+            await postgres.DownAsync(cancellationToken: cancellationToken);
+        }
     }
 
     public void PrintTable()
     {
+        Console.WriteLine();
+        Console.WriteLine($"  services keep their state in {Describe(Database)}");
         Console.WriteLine();
         Console.WriteLine($"  {"service",-14} {"pid",7}  {"url",-24} {"API page",-34} log");
         foreach (var service in ServiceSpec.All)
@@ -176,7 +219,39 @@ internal sealed class LocalSuite(string root, Action<string> report)
         }
     }
 
+    public static string Name(SuiteDatabase database) => database.ToString().ToLowerInvariant();
+
     private static int PortOf(ServiceSpec service, int instance) => service.Port + instance - 1;
+
+    private LocalPostgresServer Postgres() => LocalPostgresServer.ForRepository(root, report);
+
+    private string Describe(SuiteDatabase database) => database == SuiteDatabase.Postgres
+        ? $"PostgreSQL on 127.0.0.1:{Postgres().Port} (a database per service; ./bookstore db status)"
+        : $"SQLite files under {Path.GetRelativePath(root, Path.Combine(Home, "data"))}";
+
+    /// <summary>The settings that point a service at its database: PostgreSQL when a connection
+    /// string is given, else the SQLite file.</summary>
+    private Dictionary<string, string?> DatabaseSettings(ServiceSpec service)
+    {
+        if (Database == SuiteDatabase.Sqlite)
+        {
+            return new() { ["Messaging__DatabasePath"] = Path.Combine(Home, "data", $"{service.Group}.db") };
+        }
+
+        var postgres = Postgres();
+        if (postgres.RunningPid() is null)
+        {
+            throw new LocalKafkaException("The suite runs on PostgreSQL, which is not running: ./bookstore db up (or ./bookstore up --db postgres).");
+        }
+
+        var settings = new Dictionary<string, string?> { ["ConnectionStrings__Postgres"] = postgres.ConnectionString(service.Group) };
+        if (service.Group == ConsumerGroups.Payments)
+        {
+            settings["ConnectionStrings__GatewayPostgres"] = postgres.ConnectionString(LocalPostgresServer.GatewayDatabase);
+        }
+
+        return settings;
+    }
 
     private string PidFile(ServiceSpec service, int instance) => Path.Combine(Home, "run", $"{service.Name}-{instance}.pid");
 
@@ -194,21 +269,26 @@ internal sealed class LocalSuite(string root, Action<string> report)
 
         var cluster = LocalClusterState.TryRead(root) ?? throw new LocalKafkaException("The local cluster has not been started: ./bookstore kafka up.");
         var assembly = Path.Combine(root, "services", service.Project, "bin", "Release", "net10.0", $"{service.Project}.dll");
+        var environment = new Dictionary<string, string?>
+        {
+            ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
+            ["Messaging__BootstrapServers"] = cluster.BootstrapServers,
+            ["Messaging__BrokerVersion"] = cluster.BrokerVersion,
+            ["Admin__ApiKey"] = AdminKey,
+            // Workstation GC: a small service on a small machine.
+            ["DOTNET_gcServer"] = "0",
+        };
+        foreach (var (key, value) in DatabaseSettings(service))
+        {
+            environment[key] = value;
+        }
+
         var pid = DetachedProcess.Start(
             LogFile(service, instance),
             PidFile(service, instance),
             "dotnet",
             [assembly, "--contentRoot", Path.GetDirectoryName(assembly)!, Marker(service, instance)],
-            new Dictionary<string, string?>
-            {
-                ["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}",
-                ["Messaging__BootstrapServers"] = cluster.BootstrapServers,
-                ["Messaging__BrokerVersion"] = cluster.BrokerVersion,
-                ["Messaging__DatabasePath"] = Path.Combine(Home, "data", $"{service.Group}.db"),
-                ["Admin__ApiKey"] = AdminKey,
-                // Workstation GC: a small service on a small machine.
-                ["DOTNET_gcServer"] = "0",
-            });
+            environment);
         report($"{service.Name} starting on http://127.0.0.1:{port} (pid {pid})");
         return pid;
     }

@@ -3,6 +3,7 @@ using Bookstore.Cli;
 
 var root = new RootCommand("Bookstore on Kafka: run the local cluster and the suite.");
 root.Add(KafkaCommands.Create());
+root.Add(DbCommands.Create());
 root.Add(OrderCommand.Create());
 root.Add(LoadCommand.Create());
 root.Add(BenchCommand.Create());

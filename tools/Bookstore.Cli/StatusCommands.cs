@@ -131,13 +131,13 @@ internal static partial class StatusCommands
     private static void Print(SuiteStatus report)
     {
         Console.WriteLine();
-        Console.WriteLine($"  {"instance",-16} {"pid",7} {"port",6}  {"ready",-5}  outbox (waiting / parked)");
+        Console.WriteLine($"  {"instance",-16} {"pid",7} {"port",6}  {"ready",-5}  {"db",-8}  outbox (waiting / parked)");
         foreach (var service in report.Services)
         {
             foreach (var instance in service.Instances)
             {
                 var outbox = service.Outbox is { } o && instance == service.Instances[0] ? $"{o.Pending} / {o.Parked}" : string.Empty;
-                Console.WriteLine($"  {instance.Instance,-16} {instance.Pid,7} {instance.Port,6}  {(instance.Ready ? "yes" : "NO"),-5}  {outbox}");
+                Console.WriteLine($"  {instance.Instance,-16} {instance.Pid,7} {instance.Port,6}  {(instance.Ready ? "yes" : "NO"),-5}  {instance.Database,-8}  {outbox}");
             }
         }
 

@@ -10,10 +10,16 @@ internal static class SuiteCommands
 {
     public static IEnumerable<Command> Create()
     {
-        var up = new Command("up", "Build once, start the local Kafka cluster and the five services on loopback, wait until all are ready.");
-        up.SetAction((_, ct) => CommandRunner.Run(() => Suite().UpAsync(ct)));
+        var database = new Option<string>("--db")
+        {
+            Description = "where the services keep their state: sqlite (files under .bookstore/data, nothing to install) or postgres (the local server of ./bookstore db, started if needed)",
+            DefaultValueFactory = _ => "sqlite",
+        };
+        database.AcceptOnlyFromAmong("sqlite", "postgres");
+        var up = new Command("up", "Build once, start the local Kafka cluster and the five services on loopback, wait until all are ready.") { database };
+        up.SetAction((parse, ct) => CommandRunner.Run(() => Suite().UpAsync(Enum.Parse<SuiteDatabase>(parse.GetValue(database)!, ignoreCase: true), ct)));
 
-        var down = new Command("down", "Stop every service instance (gracefully), then the cluster; no process is left.");
+        var down = new Command("down", "Stop every service instance (gracefully), then the cluster and the local PostgreSQL; no process is left.");
         down.SetAction((_, ct) => CommandRunner.Run(() => Suite().DownAsync(ct)));
 
         var service = new Argument<string>("SERVICE") { Description = "orders, inventory, payments, notifications or analytics (add #2 for a second instance)" };

@@ -39,7 +39,7 @@ public static class TestClusterModes
     }
 
     /// <summary>A Docker client alone is not enough: the engine must answer <c>/_ping</c>.</summary>
-    private static bool DockerEngineAnswers()
+    internal static bool DockerEngineAnswers()
     {
         var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
         try
