@@ -154,6 +154,7 @@ public abstract class OutboxRelayTests(KafkaClusterFixture fixture, StorageBacke
     public async Task Two_relays_starting_together_on_one_database_publish_every_row_once_and_never_both_at_once()
     {
         var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-race", Topics.BookOrders);
+        await DatabaseAsync("relay-race.db");
         var started = await Task.WhenAll(StartRelayAsync(ns, "relay-race.db"), StartRelayAsync(ns, "relay-race.db"));
         await using var first = started[0];
         await using var second = started[1];
