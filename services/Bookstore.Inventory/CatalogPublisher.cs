@@ -21,7 +21,9 @@ public sealed class CatalogPublisher(ServiceDatabase database, Outbox outbox, IL
             async transaction =>
             {
                 await InventoryStore.SeedAsync(transaction, Catalog.Seed);
-                var books = await InventoryStore.BooksAsync(transaction.Connection!, transaction);
+                // Locked: a reservation committed meanwhile by another instance would otherwise
+                // publish the newer stock before this transaction publishes the older one.
+                var books = await InventoryStore.BooksLockedAsync(transaction);
                 foreach (var book in books)
                 {
                     await outbox.AddAsync(transaction, CatalogEvents.PriceOf(book));

@@ -21,8 +21,15 @@ var messaging = builder.AddMessaging(ConsumerGroups.Payments, PaymentStore.Schem
     .Handle<StockReserved, ChargeOrder>()
     .Handle<OrderCancelled, RefundCancelledOrder>());
 // The gateway's ledger is its own database: beside the service's file, or ConnectionStrings:GatewayPostgres.
+var ledger = builder.Configuration.GetConnectionString("GatewayPostgres");
+if (messaging.PostgresConnectionString is not null && ledger is null)
+{
+    throw new InvalidOperationException(
+        "The Payment Service runs on PostgreSQL but its gateway's ledger has no database: set ConnectionStrings:GatewayPostgres. A ledger file per host would let two instances charge one order twice.");
+}
+
 builder.Services.AddSingleton(_ => new SimulatedGateway(
-    ServiceDatabase.Open(builder.Configuration.GetConnectionString("GatewayPostgres"), Path.ChangeExtension(messaging.DatabasePath, ".gateway.db"), SimulatedGateway.Schema),
+    ServiceDatabase.Open(ledger, Path.ChangeExtension(messaging.DatabasePath, ".gateway.db"), SimulatedGateway.Schema),
     builder.Configuration.GetSection("Gateway").Get<GatewaySettings>()));
 builder.Services.AddSingleton<ResilientGateway>();
 // Handlers only record charges and refunds; the worker calls the gateway outside any transaction.

@@ -36,6 +36,7 @@ public sealed class AdminAccessTests(KafkaClusterFixture fixture)
             (suite["Inventory"], HttpMethod.Put, $"/books/{Isbn}", new { restock = 5 }, HttpStatusCode.OK),
             (suite["Payments"], HttpMethod.Put, "/admin/gateway", new { failureRate = 0, latencyMs = 0 }, HttpStatusCode.OK),
             (suite["Payments"], HttpMethod.Get, "/admin/gateway", null, HttpStatusCode.OK),
+            (suite["Payments"], HttpMethod.Get, "/admin/gateway/ledger", null, HttpStatusCode.OK),
             (suite["Analytics"], HttpMethod.Post, "/analytics/replay", null, HttpStatusCode.OK),
             (suite["Analytics"], HttpMethod.Post, "/dashboard/burst", new { orders = 2 }, HttpStatusCode.Accepted),
         };

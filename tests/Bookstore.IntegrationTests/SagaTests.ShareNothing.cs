@@ -3,6 +3,7 @@ using Bookstore.Contracts;
 using Bookstore.IntegrationTests.Fixture;
 using Bookstore.Messaging;
 using Confluent.Kafka;
+using Dapper;
 
 namespace Bookstore.IntegrationTests;
 
@@ -36,6 +37,32 @@ public abstract partial class SagaTests
             "every copy sold, none reserved, none below zero");
         if (backend == StorageBackend.Postgres)
         {
+            // Everything on the server, nothing on a host: each service's own database holds what it did.
+            var groups = new Dictionary<string, string>
+            {
+                ["Orders"] = ConsumerGroups.Orders,
+                ["Inventory"] = ConsumerGroups.Inventory,
+                ["Payments"] = ConsumerGroups.Payments,
+                ["Notifications"] = ConsumerGroups.Notifications,
+                ["Analytics"] = ConsumerGroups.Analytics,
+            };
+            foreach (var name in BookstoreSuite.Names)
+            {
+                await using var connection = await suite.Database(name).OpenAsync();
+                Assert.Equal(suite.Namespace + groups[name], connection.ExecuteScalar<string>("SELECT service FROM database_owner"));
+                Assert.True(connection.ExecuteScalar<long>("SELECT count(*) FROM processed_events") > 0, $"{name} recorded the events it handled in its PostgreSQL database");
+            }
+
+            await using (var inventory = await suite.Database("Inventory").OpenAsync())
+            {
+                Assert.Equal(40, inventory.ExecuteScalar<long>("SELECT count(*) FROM reservations"));
+            }
+
+            await using (var gateway = await suite.Database("Gateway").OpenAsync())
+            {
+                Assert.Equal(10, gateway.ExecuteScalar<long>("SELECT count(*) FROM ledger"));
+            }
+
             Assert.Empty(Directory.EnumerateFiles(suite.DataDirectory, "*.db*", SearchOption.AllDirectories));
         }
     }

@@ -73,6 +73,8 @@ public static class AnalyticsStore
             folded_before TEXT NOT NULL);
         """;
 
+    private const string FactsLock = "analytics:facts";
+
     // The orders that reached a step: those folded into the roll-up plus the distinct ones among the facts.
     private static string OrdersAt(string type) =>
         $"CAST((SELECT coalesce(sum(orders), 0) FROM rollup_orders WHERE type = {type}) + (SELECT count(DISTINCT order_id) FROM facts WHERE type = {type}) AS BIGINT)";
@@ -93,6 +95,9 @@ public static class AnalyticsStore
             NotificationSent e => (e.OrderId, null),
             _ => ((string?)null, (decimal?)null),
         };
+        // Beside other recorders, never during a fold: a fold that deletes this event's fact and
+        // raises the watermark must either be seen whole or not have started.
+        await SqlDialect.Of(transaction).ShareAsync(transaction, FactsLock);
         var inserted = await transaction.Connection!.ExecuteAsync(
             """
             INSERT INTO facts (event_id, topic, type, order_id, amount_cents, at)
@@ -216,6 +221,9 @@ public static class AnalyticsStore
     {
         var connection = transaction.Connection!;
         var sql = SqlDialect.Of(transaction);
+        // Alone: transactions recording facts have committed (their young facts are seen) and new
+        // ones wait for the raised watermark.
+        await sql.SerializeAsync(transaction, FactsLock);
         var folding = sql.Temporary("folding");
         var horizon = before.ToUniversalTime().ToString("O");
         await connection.ExecuteAsync(

@@ -1,5 +1,6 @@
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Storage;
 using Dapper;
 using System.Data.Common;
 
@@ -30,6 +31,11 @@ public static class InventoryStore
 
     public static async Task<List<Book>> BooksAsync(DbConnection connection, DbTransaction? transaction = null) =>
         [.. (await connection.QueryAsync<BookRow>(SelectBook + " ORDER BY isbn", transaction: transaction)).Select(r => r.ToBook())];
+
+    /// <summary>Every book, unchanged by others until <paramref name="transaction"/> ends: what it
+    /// publishes about them is then never overtaken by an older state.</summary>
+    public static async Task<List<Book>> BooksLockedAsync(DbTransaction transaction) =>
+        [.. (await transaction.Connection!.QueryAsync<BookRow>(SelectBook + " ORDER BY isbn" + SqlDialect.Of(transaction).ForShare, transaction: transaction)).Select(r => r.ToBook())];
 
     public static async Task<Book?> BookAsync(DbConnection connection, string isbn, DbTransaction? transaction = null) =>
         (await connection.QuerySingleOrDefaultAsync<BookRow>(SelectBook + " WHERE isbn = @isbn", new { isbn }, transaction))?.ToBook();

@@ -55,6 +55,6 @@ internal static class Notify
         }
 
         await PendingWork.AddAsync(context.Transaction, EmailWork.WorkKind, notification.Id, new EmailIntent(notification.Id, customerId, orderId, kind, subject, body, email.Channel));
-        work.Notify();
+        context.AfterCommit(work.Notify);
     }
 }

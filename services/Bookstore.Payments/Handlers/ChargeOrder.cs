@@ -20,7 +20,7 @@ public sealed class ChargeOrder(PendingWorkSignal work) : IEventHandler<StockRes
         // An order already cancelled is failed, uncharged, when the intent is claimed (ChargeWork.ShouldCallAsync).
         if (await PendingWork.AddAsync(context.Transaction, ChargeWork.WorkKind, data.OrderId, new ChargeIntent(data.OrderId, data.Total)))
         {
-            work.Notify();
+            context.AfterCommit(work.Notify);
         }
     }
 }
@@ -37,7 +37,7 @@ public sealed class RefundCancelledOrder(PendingWorkSignal work) : IEventHandler
         if (await PaymentStore.GetAsync(context.Connection, data.OrderId, context.Transaction) is { Status: PaymentStatus.Succeeded }
             && await PendingWork.AddAsync(context.Transaction, RefundWork.WorkKind, data.OrderId, new RefundIntent(data.OrderId, $"order cancelled: {data.Reason}")))
         {
-            work.Notify();
+            context.AfterCommit(work.Notify);
         }
     }
 }

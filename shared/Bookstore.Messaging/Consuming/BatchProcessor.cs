@@ -28,7 +28,9 @@ public sealed partial class BatchProcessor(
     private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions
         {
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (PoisonMessageException or OperationCanceledException)),
+            // A database failure (a deadlock, say) is not the message's: the batch's transaction is
+            // run again as a whole, which a retry inside it, still holding its locks, would only delay.
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (PoisonMessageException or OperationCanceledException) && !ServiceDatabase.IsUnavailable(e)),
             MaxRetryAttempts = Math.Max(0, options.MaxAttempts - 1),
             BackoffType = DelayBackoffType.Exponential,
             Delay = TimeSpan.FromMilliseconds(20),
@@ -82,8 +84,10 @@ public sealed partial class BatchProcessor(
     {
         var rememberedSince = DateTimeOffset.UtcNow - _rememberedFor;
         var messages = batch.Select(r => RefuseIfTooOld(Read(r), rememberedSince)).ToList();
+        var afterCommit = new List<Action>();
         var (handled, deadLettered) = await database.WriteAsync(async transaction =>
         {
+            afterCommit.Clear();
             var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
             using var savepoint = new Savepoint(transaction, "message");
             var outcome = (Handled: 0, DeadLettered: 0);
@@ -96,7 +100,7 @@ public sealed partial class BatchProcessor(
                 }
                 else if (fresh.Remove(message.Event!.Id))
                 {
-                    if (await HandleWithRetriesAsync(transaction, savepoint, message))
+                    if (await HandleWithRetriesAsync(transaction, savepoint, message, afterCommit))
                     {
                         outcome.Handled++;
                     }
@@ -111,6 +115,10 @@ public sealed partial class BatchProcessor(
         });
         Interlocked.Add(ref _processed, handled);
         Interlocked.Add(ref _deadLettered, deadLettered);
+        foreach (var action in afterCommit.Distinct())
+        {
+            action();
+        }
     }
 
     private IncomingMessage Read(ConsumeResult<byte[], byte[]> result)
@@ -158,7 +166,7 @@ public sealed partial class BatchProcessor(
 
     /// <summary>True when handled; false when it failed every attempt and was dead-lettered
     /// (it stays recorded as processed: the dead letter is its outcome).</summary>
-    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint savepoint, IncomingMessage message)
+    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint savepoint, IncomingMessage message, List<Action> afterCommit)
     {
         var attempts = 0;
         try
@@ -170,7 +178,7 @@ public sealed partial class BatchProcessor(
                     savepoint.Begin();
                     try
                     {
-                        await InvokeHandlersAsync(transaction, message);
+                        await InvokeHandlersAsync(transaction, message, afterCommit);
                         savepoint.Release();
                     }
                     catch
@@ -189,11 +197,11 @@ public sealed partial class BatchProcessor(
         }
     }
 
-    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message)
+    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message, List<Action> afterCommit)
     {
         var (cloudEvent, definition) = (message.Event!, message.Definition!);
         var data = EventSerializer.ReadData(cloudEvent, definition);
-        var context = new EventContext(transaction, outbox)
+        var context = new EventContext(transaction, outbox, afterCommit)
         {
             Event = cloudEvent,
             Topic = message.Topic,

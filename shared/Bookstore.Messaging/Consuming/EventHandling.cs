@@ -22,7 +22,7 @@ public interface IAnyEventHandler
 }
 
 /// <summary>What a handler may use: the event, where it came from, and the batch's transaction.</summary>
-public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox)
+public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox, ICollection<Action>? afterCommit = null)
 {
     public DbTransaction Transaction { get; } = transaction;
 
@@ -39,6 +39,11 @@ public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox
     public required int Partition { get; init; }
 
     public required long Offset { get; init; }
+
+    /// <summary>Runs <paramref name="action"/> once the batch's transaction committed (e.g. waking a
+    /// worker for what the handler recorded: woken earlier, it might look before the rows exist).</summary>
+    public void AfterCommit(Action action) =>
+        (afterCommit ?? throw new InvalidOperationException("This context runs no transaction of its own to commit.")).Add(action);
 
     /// <summary>Publishes <paramref name="data"/> when, and only when, this transaction commits.</summary>
     public Task PublishAsync<T>(T data)

@@ -8,7 +8,8 @@ namespace Bookstore.Messaging.Outbox;
 /// third of its duration; it counts itself as holding only until the expiry it last wrote minus a
 /// margin (measured from before that write), so it stops publishing before a standby may start.</summary>
 /// <remarks>Kafka 0.9 cannot fence a producer: this is the relay's own discipline. Its clock for
-/// the deadline is monotonic; the row's expiry is wall-clock time, compared by the standbys.</remarks>
+/// the deadline is monotonic; the row's expiry is the database's time (the server's clock on
+/// PostgreSQL, so that relays on hosts whose clocks differ still agree), compared by the standbys.</remarks>
 public sealed class RelayLease(ServiceDatabase database, TimeSpan duration)
 {
     private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
@@ -47,12 +48,12 @@ public sealed class RelayLease(ServiceDatabase database, TimeSpan duration)
         {
             held = await database.WriteAsync(
                 t => t.Connection!.ExecuteAsync(
-                    """
-                    INSERT INTO relay_lease (name, owner, expires_at) VALUES ('outbox', @Owner, @ExpiresAt)
+                    $"""
+                    INSERT INTO relay_lease (name, owner, expires_at) VALUES ('outbox', @Owner, {database.Sql.NowMilliseconds} + @Duration)
                     ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-                    WHERE relay_lease.owner = excluded.owner OR relay_lease.expires_at < @Now
+                    WHERE relay_lease.owner = excluded.owner OR relay_lease.expires_at < {database.Sql.NowMilliseconds}
                     """,
-                    new { Owner = _owner, ExpiresAt = wallNow + (long)duration.TotalMilliseconds, Now = wallNow },
+                    new { Owner = _owner, Duration = (long)duration.TotalMilliseconds, now = wallNow },
                     t),
                 deadline.Token) > 0;
         }

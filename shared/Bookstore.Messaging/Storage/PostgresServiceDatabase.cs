@@ -1,4 +1,6 @@
 using System.Data.Common;
+using System.Security.Cryptography;
+using System.Text;
 using Dapper;
 using Npgsql;
 
@@ -46,10 +48,31 @@ public sealed class PostgresServiceDatabase : ServiceDatabase
         Location = $"{settings.Host}:{settings.Port}/{settings.Database}";
         _dataSource = builder.Build();
 
+        ApplySchema(Sql.Schema(schema));
+    }
+
+    /// <summary>Runs the schema once per version of it: <c>CREATE INDEX IF NOT EXISTS</c> locks its
+    /// table even when the index is there, so an instance starting up would stall the others' writes.</summary>
+    private void ApplySchema(string ddl)
+    {
+        var version = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(ddl)));
         using var connection = _dataSource.OpenConnection();
+        if (connection.ExecuteScalar<bool>("SELECT to_regclass('schema_applied') IS NOT NULL")
+            && connection.ExecuteScalar<bool>("SELECT EXISTS (SELECT 1 FROM schema_applied WHERE version = @version)", new { version }))
+        {
+            return;
+        }
+
         using var transaction = connection.BeginTransaction();
         connection.Execute("SELECT pg_advisory_xact_lock(@key)", new { key = SchemaLockKey }, transaction);
-        connection.Execute(Sql.Schema(schema), transaction: transaction);
+        connection.Execute(ddl, transaction: transaction);
+        connection.Execute(
+            """
+            CREATE TABLE IF NOT EXISTS schema_applied (version TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+            INSERT INTO schema_applied (version) VALUES (@version) ON CONFLICT DO NOTHING;
+            """,
+            new { version },
+            transaction);
         transaction.Commit();
     }
 

@@ -1,4 +1,5 @@
 using System.Data.Common;
+using Dapper;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
@@ -34,6 +35,9 @@ public abstract class ServiceDatabase : IDisposable
             event_id TEXT PRIMARY KEY,
             processed_at TEXT NOT NULL) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS processed_events_by_age ON processed_events (processed_at);
+        CREATE TABLE IF NOT EXISTS database_owner (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            service TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS relay_lease (
             name TEXT PRIMARY KEY,
             owner TEXT NOT NULL,
@@ -46,7 +50,32 @@ public abstract class ServiceDatabase : IDisposable
     public static ServiceDatabase Open(MessagingOptions options, string schema)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return Open(options.PostgresConnectionString, options.DatabasePath, MessagingSchema + schema);
+        var database = Open(options.PostgresConnectionString, options.DatabasePath, MessagingSchema + schema);
+        try
+        {
+            database.ClaimFor(options.GroupId);
+            return database;
+        }
+        catch
+        {
+            database.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Records which service the database belongs to, and refuses another's: two services
+    /// on one database would share an outbox, a relay lease and the ids of processed events, and
+    /// each would skip the events the other had handled.</summary>
+    private void ClaimFor(string service)
+    {
+        using var connection = OpenAsync().GetAwaiter().GetResult();
+        connection.Execute("INSERT INTO database_owner (id, service) VALUES (1, @service) ON CONFLICT DO NOTHING", new { service });
+        var owner = connection.ExecuteScalar<string>("SELECT service FROM database_owner WHERE id = 1");
+        if (owner != service)
+        {
+            throw new InvalidOperationException(
+                $"The {Backend} database {Location} belongs to the service '{owner}', not '{service}': every service needs a database of its own.");
+        }
     }
 
     /// <summary>A database with <paramref name="schema"/> alone: on PostgreSQL when

@@ -28,6 +28,22 @@ public abstract class SqlDialect
     /// until it ends (a fold, a prune): SQLite has one writer anyway; PostgreSQL takes an advisory lock.</summary>
     public abstract Task SerializeAsync(DbTransaction transaction, string work);
 
+    /// <summary>Lets <paramref name="transaction"/> do <paramref name="work"/> beside others that
+    /// share it, but never while one holds it alone through <see cref="SerializeAsync"/> (recording
+    /// facts beside each other, never during a fold).</summary>
+    public abstract Task ShareAsync(DbTransaction transaction, string work);
+
+    /// <summary>The current time in Unix milliseconds as the database sees it, for leases and
+    /// claims that instances on several hosts compare: the server's clock on PostgreSQL, so that
+    /// no host's skew shortens another's lease; on SQLite, one host, the parameter <c>@now</c>.</summary>
+    public abstract string NowMilliseconds { get; }
+
+    /// <summary>Appended to a <c>SELECT</c> whose rows must not change before the transaction ends.</summary>
+    public abstract string ForShare { get; }
+
+    /// <summary>Appended to a <c>SELECT</c> of rows the transaction is about to change, on what it read.</summary>
+    public abstract string ForUpdate { get; }
+
     /// <summary>Names the index a query must use, where the planner has no statistics to pick it (SQLite).</summary>
     public abstract string IndexedBy(string index);
 

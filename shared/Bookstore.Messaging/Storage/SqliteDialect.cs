@@ -15,7 +15,16 @@ public sealed class SqliteDialect : SqlDialect
 
     public override string SkipLocked => string.Empty;
 
+    // One writer at a time: a write transaction already has the database to itself.
     public override Task SerializeAsync(DbTransaction transaction, string work) => Task.CompletedTask;
+
+    public override Task ShareAsync(DbTransaction transaction, string work) => Task.CompletedTask;
+
+    public override string NowMilliseconds => "@now";
+
+    public override string ForShare => string.Empty;
+
+    public override string ForUpdate => string.Empty;
 
     public override string IndexedBy(string index) => $"INDEXED BY {index}";
 

@@ -39,15 +39,16 @@ public static class PendingWork
     public static string IdOf(string kind, string key) => $"{kind}:{key}";
 
     /// <summary>Records the intent in <paramref name="transaction"/>; false when it was already recorded.
-    /// Call <see cref="PendingWorkSignal.Notify"/> afterwards, before the commit is fine: a signalled
-    /// worker claims in a write transaction, which waits for this one, so it sees the row as soon as
-    /// the transaction commits.</summary>
+    /// Call <see cref="PendingWorkSignal.Notify"/> once the transaction committed (a handler:
+    /// <c>context.AfterCommit(signal.Notify)</c>): a worker woken earlier may look before the row is
+    /// there (on PostgreSQL its claim does not wait for this transaction) and sleep until its next poll.</summary>
     public static async Task<bool> AddAsync<T>(DbTransaction transaction, string kind, string key, T payload)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var at = Storage.SqlDialect.Of(transaction).NowMilliseconds;
         return await transaction.Connection!.ExecuteAsync(
-            "INSERT INTO pending_work (id, kind, key, payload, next_attempt_at, created_at) VALUES (@id, @kind, @key, @payload, @now, @now) ON CONFLICT DO NOTHING",
+            $"INSERT INTO pending_work (id, kind, key, payload, next_attempt_at, created_at) VALUES (@id, @kind, @key, @payload, {at}, {at}) ON CONFLICT DO NOTHING",
             new { id = IdOf(kind, key), kind, key, payload = JsonSerializer.Serialize(payload, EventSerializer.Options), now },
             transaction) == 1;
     }

@@ -139,7 +139,7 @@ public sealed partial class PendingWorkWorker(
             {
                 var rows = await transaction.Connection!.QueryAsync<(string Id, string Kind, string Key, string Payload, long Attempts, long CreatedAt)>(
                     ClaimSql,
-                    new { now, kinds, limit, owner = _owner, until = now + (long)options.ClaimLease.TotalMilliseconds },
+                    new { now, kinds, limit, owner = _owner, lease = (long)options.ClaimLease.TotalMilliseconds },
                     transaction);
                 var toCall = new List<WorkItem>();
                 var settled = 0;
@@ -221,7 +221,10 @@ public sealed partial class PendingWorkWorker(
     private async Task RecordAsync(DbTransaction transaction, Savepoint savepoint, Outcome outcome)
     {
         var item = outcome.Item;
-        var owner = await transaction.Connection!.ExecuteScalarAsync<string?>("SELECT claimed_by FROM pending_work WHERE id = @Id", new { item.Id }, transaction);
+        // Locked until this transaction ends: another instance cannot claim the row between this
+        // check and what is recorded below.
+        var owner = await transaction.Connection!.ExecuteScalarAsync<string?>(
+            $"SELECT claimed_by FROM pending_work WHERE id = @Id{database.Sql.ForUpdate}", new { item.Id }, transaction);
         if (owner != _owner)
         {
             // Completed or re-claimed by another instance after our lease ran out: it records the outcome.
@@ -264,8 +267,8 @@ public sealed partial class PendingWorkWorker(
         }
 
         await transaction.Connection!.ExecuteAsync(
-            "UPDATE pending_work SET attempts = @Attempts, next_attempt_at = @next, claimed_by = NULL, claim_expires_at = 0, last_error = @error WHERE id = @Id",
-            new { failed.Id, failed.Attempts, next = DateTimeOffset.UtcNow.Add(Backoff(failed.Attempts)).ToUnixTimeMilliseconds(), error },
+            $"UPDATE pending_work SET attempts = @Attempts, next_attempt_at = {database.Sql.NowMilliseconds} + @backoff, claimed_by = NULL, claim_expires_at = 0, last_error = @error WHERE id = @Id",
+            new { failed.Id, failed.Attempts, backoff = (long)Backoff(failed.Attempts).TotalMilliseconds, now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), error },
             transaction);
     }
 
@@ -280,14 +283,15 @@ public sealed partial class PendingWorkWorker(
     private static Task<int> DeleteAsync(DbTransaction transaction, WorkItem item) =>
         transaction.Connection!.ExecuteAsync("DELETE FROM pending_work WHERE id = @Id", new { item.Id }, transaction);
 
-    private string DueCondition => $"next_attempt_at <= @now AND claim_expires_at <= @now AND kind IN (SELECT value FROM {database.Sql.Values("@kinds")})";
+    // Times are the database's (the server's clock on PostgreSQL): hosts whose clocks differ agree on when a claim lapses.
+    private string DueCondition => $"next_attempt_at <= {database.Sql.NowMilliseconds} AND claim_expires_at <= {database.Sql.NowMilliseconds} AND kind IN (SELECT value FROM {database.Sql.Values("@kinds")})";
 
     private string DueExistsSql => field ??= $"SELECT EXISTS (SELECT 1 FROM pending_work WHERE {DueCondition})";
 
     // The due condition again outside the subquery: PostgreSQL re-checks it on a row that another
     // transaction claimed and committed meanwhile, so the row is not claimed a second time.
     private string ClaimSql => field ??= $"""
-        UPDATE pending_work SET claimed_by = @owner, claim_expires_at = @until
+        UPDATE pending_work SET claimed_by = @owner, claim_expires_at = {database.Sql.NowMilliseconds} + @lease
         WHERE id IN (SELECT id FROM pending_work WHERE {DueCondition} ORDER BY next_attempt_at LIMIT @limit{database.Sql.SkipLocked})
           AND {DueCondition}
         RETURNING id, kind, key, payload, attempts, created_at
