@@ -106,6 +106,16 @@ public sealed class BookstoreSuite : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         var all = _services.Values.Concat(_extraInstances).ToList();
+        foreach (var crashed in all.Where(s => s.HasExited))
+        {
+            // Nobody stopped it: its log, which goes with the temporary folder, says why.
+            Console.WriteLine($"{crashed.Name} (port {crashed.Port}) exited on its own during the test; the end of {crashed.LogFile}:");
+            foreach (var line in File.ReadLines(crashed.LogFile).TakeLast(60))
+            {
+                Console.WriteLine($"  {line}");
+            }
+        }
+
         await Task.WhenAll(all.Select(s => s.StopAsync()));
         foreach (var service in all)
         {
@@ -187,6 +197,8 @@ public sealed class ServiceProcess : IDisposable
     public int Port { get; }
 
     public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
 
     /// <summary>Sends the suite's admin key with every request.</summary>
     public HttpClient Http { get; }
