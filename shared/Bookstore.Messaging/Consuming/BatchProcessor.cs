@@ -61,7 +61,9 @@ public sealed partial class BatchProcessor(
                 await ProcessBatchAsync(batch);
                 return true;
             }
-            catch (DbException e)
+#pragma warning disable CA1031 // The transaction failed as a whole, whatever the cause: its offsets are not stored, so it is retried, never skipped.
+            catch (Exception e) when (e is not OperationCanceledException)
+#pragma warning restore CA1031
             {
                 LogBatchFailed(e, options.GroupId, batch.Count);
                 if (stoppingToken.IsCancellationRequested)

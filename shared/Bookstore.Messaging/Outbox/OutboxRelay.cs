@@ -93,7 +93,9 @@ public sealed partial class OutboxRelay(
             {
                 break;
             }
-            catch (Exception e) when (e is System.Data.Common.DbException or KafkaException)
+#pragma warning disable CA1031 // A failed round is tried again, whatever failed: rows stay until their delivery is recorded, so nothing is lost by retrying.
+            catch (Exception e)
+#pragma warning restore CA1031
             {
                 LogRelayError(e);
                 await Task.Delay(RetryDelay, stoppingToken);

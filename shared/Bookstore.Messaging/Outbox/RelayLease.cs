@@ -57,7 +57,9 @@ public sealed class RelayLease(ServiceDatabase database, TimeSpan duration)
                     t),
                 deadline.Token) > 0;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+#pragma warning disable CA1031 // Whatever the client throws once the deadline cancelled the write (on PostgreSQL a cancelled command may also break its connection), the renewal failed.
+        catch (Exception) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+#pragma warning restore CA1031
         {
             held = false;
         }

@@ -203,13 +203,15 @@ public sealed partial class PendingWorkWorker(
                 outbox.Committed();
                 return;
             }
-            catch (DbException e) when (attempt < 10)
+#pragma warning disable CA1031 // Recording failed as a whole; what failed decides nothing: retried, then left to lapse.
+            catch (Exception e) when (attempt < 10 && e is not OperationCanceledException)
             {
                 LogRecordFailed(e, batch.Count);
                 await Task.Delay(delay, CancellationToken.None);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
-            catch (DbException e)
+            catch (Exception e) when (e is not OperationCanceledException)
+#pragma warning restore CA1031
             {
                 // The claims lapse and the rows are worked off again: the calls are idempotent.
                 LogRecordAbandoned(e, batch.Count);
