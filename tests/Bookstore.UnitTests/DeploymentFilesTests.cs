@@ -102,6 +102,10 @@ public sealed partial class DeploymentFilesTests
         Assert.False(metadata.TryGetValue("annotations", out var annotations) && Map(annotations).Keys.Any(k => k is "strimzi.io/kraft" or "strimzi.io/node-pools"), "no obsolete KRaft/node-pool annotations");
         Assert.Equal("3", pool["replicas"]);
         Assert.Equal(["broker", "controller"], List(pool["roles"]).Cast<string>().Order(StringComparer.Ordinal));
+        // The log survives a pod's restart and the pool's deletion.
+        var storage = Map(pool["storage"]);
+        var volumes = (string)storage["type"] == "jbod" ? List(storage["volumes"]).Select(Map).ToList() : [storage];
+        Assert.All(volumes, v => Assert.Equal(("persistent-claim", "false"), ((string)v["type"], (string)v.GetValueOrDefault("deleteClaim", "false"))));
         Assert.Matches(@"^4\.\d+\.\d+$", (string)spec["version"]);
         Assert.Equal("3", config["default.replication.factor"]);
         Assert.Equal("2", config["min.insync.replicas"]);
