@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 using Bookstore.Contracts;
+using Bookstore.Contracts.Events;
 using Bookstore.LocalKafka;
 using Bookstore.Messaging;
 using YamlDotNet.Core;
@@ -61,7 +62,7 @@ public sealed partial class DeploymentFilesTests
     [Fact]
     public void Strimzi_topics_match_the_table()
     {
-        var topics = Documents("deploy/k8s/kafka-topics.yaml").Where(d => (string)d["kind"] == "KafkaTopic").ToList();
+        var topics = Manifests().Where(d => (string)d["kind"] == "KafkaTopic").ToList();
 
         Assert.Equal(Topics.All.Select(t => t.Name).Order(), topics.Select(t => (string)Map(t["metadata"])["name"]).Order());
         foreach (var topic in topics)
@@ -72,24 +73,60 @@ public sealed partial class DeploymentFilesTests
             Assert.Equal(declared.Partitions.ToString(CultureInfo.InvariantCulture), spec["partitions"]);
             Assert.Equal(declared.ReplicationFactor.ToString(CultureInfo.InvariantCulture), spec["replicas"]);
             Assert.Equal(declared.Configs(), config.ToDictionary(kv => kv.Key, kv => (string)kv.Value));
-            Assert.Equal("bookstore", Map(Map(topic["metadata"])["labels"])["strimzi.io/cluster"]);
+            Assert.Equal(KafkaClusterName(), Map(Map(topic["metadata"])["labels"])["strimzi.io/cluster"]);
         }
     }
 
     [Fact]
-    public void Strimzi_cluster_runs_kraft_with_no_loss_settings()
+    public void Every_strimzi_resource_uses_the_v1_api_of_strimzi_1()
     {
-        var documents = Documents("deploy/k8s/kafka-cluster.yaml");
+        // kafka.strimzi.io/v1beta2 is gone since Strimzi 1.0: "no matches for kind".
+        var strimzi = Manifests().Where(d => ((string)d["apiVersion"]).StartsWith("kafka.strimzi.io/", StringComparison.Ordinal)).ToList();
+
+        Assert.Equal(["Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser"], strimzi.Select(d => (string)d["kind"]).Distinct().Order(StringComparer.Ordinal));
+        Assert.All(strimzi, d => Assert.Equal("kafka.strimzi.io/v1", d["apiVersion"]));
+        Assert.All(strimzi.Where(d => (string)d["kind"] != "Kafka"), d => Assert.Equal(KafkaClusterName(), Map(Map(d["metadata"])["labels"])["strimzi.io/cluster"]));
+    }
+
+    [Fact]
+    public void Strimzi_cluster_runs_kafka_4_in_kraft_on_a_node_pool_with_no_loss_settings()
+    {
+        var documents = Manifests();
         var pool = Map(documents.Single(d => (string)d["kind"] == "KafkaNodePool")["spec"]);
         var kafka = documents.Single(d => (string)d["kind"] == "Kafka");
-        var config = Map(Map(Map(kafka["spec"])["kafka"])["config"]);
+        var spec = Map(Map(kafka["spec"])["kafka"]);
+        var config = Map(spec["config"]);
 
+        // KRaft and node pools are the only mode of Strimzi 1.x: the old opt-in annotations are gone.
+        var metadata = Map(kafka["metadata"]);
+        Assert.False(metadata.TryGetValue("annotations", out var annotations) && Map(annotations).Keys.Any(k => k is "strimzi.io/kraft" or "strimzi.io/node-pools"), "no obsolete KRaft/node-pool annotations");
         Assert.Equal("3", pool["replicas"]);
-        Assert.Equal("enabled", Map(Map(kafka["metadata"])["annotations"])["strimzi.io/kraft"]);
+        Assert.Equal(["broker", "controller"], List(pool["roles"]).Cast<string>().Order(StringComparer.Ordinal));
+        // The log survives a pod's restart and the pool's deletion.
+        var storage = Map(pool["storage"]);
+        var volumes = (string)storage["type"] == "jbod" ? List(storage["volumes"]).Select(Map).ToList() : [storage];
+        Assert.All(volumes, v => Assert.Equal(("persistent-claim", "false"), ((string)v["type"], (string)v.GetValueOrDefault("deleteClaim", "false"))));
+        Assert.Matches(@"^4\.\d+\.\d+$", (string)spec["version"]);
         Assert.Equal("3", config["default.replication.factor"]);
         Assert.Equal("2", config["min.insync.replicas"]);
+        Assert.Equal("3", config["offsets.topic.replication.factor"]);
         Assert.Equal("false", config["unclean.leader.election.enable"]);
         Assert.Equal("false", config["auto.create.topics.enable"]);
+    }
+
+    [Fact]
+    public void Every_kafka_listener_authenticates_and_the_cluster_authorizes_with_acls()
+    {
+        var kafka = Manifests().Single(d => (string)d["kind"] == "Kafka");
+        var spec = Map(Map(kafka["spec"])["kafka"]);
+        var listeners = List(spec["listeners"]).Select(Map).ToList();
+
+        string[] authentications = ["scram-sha-512", "tls"];
+        Assert.NotEmpty(listeners);
+        Assert.All(listeners, l => Assert.Contains((string)Map(l["authentication"])["type"], authentications));
+        Assert.Equal("simple", Map(spec["authorization"])["type"]);
+        var entityOperator = Map(Map(kafka["spec"])["entityOperator"]);
+        Assert.True(entityOperator.ContainsKey("topicOperator") && entityOperator.ContainsKey("userOperator"), "the operators that create the KafkaTopics and KafkaUsers run");
     }
 
     private static readonly string[] ServiceNames = ["order-service", "inventory-service", "payment-service", "notification-service", "analytics-service"];
@@ -201,25 +238,6 @@ public sealed partial class DeploymentFilesTests
     }
 
     [Fact]
-    public void Kubernetes_runs_the_five_services_with_probes_on_the_health_endpoints()
-    {
-        var documents = Documents("deploy/k8s/services.yaml");
-        var kafka = Documents("deploy/k8s/kafka-cluster.yaml").Single(d => (string)d["kind"] == "Kafka");
-        var bootstrap = $"{Map(kafka["metadata"])["name"]}-kafka-bootstrap:{Map(List(Map(Map(kafka["spec"])["kafka"])["listeners"])[0])["port"]}";
-
-        foreach (var name in ServiceNames)
-        {
-            var deployment = documents.Single(d => (string)d["kind"] == "Deployment" && (string)Map(d["metadata"])["name"] == name);
-            var container = Map(List(Map(Map(Map(deployment["spec"])["template"])["spec"])["containers"]).Single());
-            Assert.Equal("/health/ready", Map(Map(container["readinessProbe"])["httpGet"])["path"]);
-            Assert.Equal("/health/live", Map(Map(container["livenessProbe"])["httpGet"])["path"]);
-            var environment = Values(container);
-            Assert.Equal(bootstrap, environment["KAFKA_BOOTSTRAP_SERVERS"]);
-            Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == name);
-        }
-    }
-
-    [Fact]
     public void Compose_requires_the_admin_key_from_the_environment_and_holds_none()
     {
         var services = Map(Compose()["services"]);
@@ -231,17 +249,209 @@ public sealed partial class DeploymentFilesTests
     }
 
     [Fact]
+    public void Kubernetes_runs_the_five_services_with_probes_on_the_health_endpoints()
+    {
+        var documents = Manifests();
+
+        Assert.Equal(ServiceNames.Order(StringComparer.Ordinal), Deployments().Select(d => (string)Map(d["metadata"])["name"]).Order(StringComparer.Ordinal));
+        foreach (var name in ServiceNames)
+        {
+            var container = Container(Deployment(name));
+            Assert.Equal("/health/ready", Map(Map(container["readinessProbe"])["httpGet"])["path"]);
+            Assert.Equal("/health/live", Map(Map(container["livenessProbe"])["httpGet"])["path"]);
+            Assert.Equal("8080", Map(List(container["ports"]).Single())["containerPort"]);
+            var resources = Map(container["resources"]);
+            Assert.True(Map(resources["requests"]).ContainsKey("memory") && Map(resources["limits"]).ContainsKey("memory"), $"{name} requests and limits its memory");
+            Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == name);
+        }
+    }
+
+    [Fact]
+    public void Kubernetes_services_log_in_to_kafka_as_their_own_kafka_user_over_tls()
+    {
+        var users = Manifests().Where(d => (string)d["kind"] == "KafkaUser").Select(d => (string)Map(d["metadata"])["name"]).ToHashSet();
+        var listener = AuthenticatedListener();
+        var caSecret = $"{KafkaClusterName()}-cluster-ca-cert";
+
+        foreach (var name in ServiceNames)
+        {
+            var pod = PodSpec(Deployment(name));
+            var container = Container(Deployment(name));
+            var environment = Values(container);
+            var secrets = SecretRefs(container);
+            Assert.Equal(KafkaBootstrap(), environment["Messaging__BootstrapServers"]);
+            Assert.Equal((string)listener["tls"] == "true" ? "SaslSsl" : "SaslPlaintext", environment["Messaging__SecurityProtocol"]);
+            Assert.Equal("ScramSha512", environment["Messaging__SaslMechanism"]);
+            Assert.Equal(name, environment["Messaging__SaslUsername"]);
+            Assert.Contains(name, users);
+            // The User Operator writes the password into a Secret named after the KafkaUser.
+            Assert.Equal((name, "password"), secrets["Messaging__SaslPassword"]);
+            Assert.False(environment.ContainsKey("Messaging__BrokerVersion"), $"{name}: a modern broker answers ApiVersions itself");
+            Assert.False(environment.ContainsKey("KAFKA_BOOTSTRAP_SERVERS"), $"{name}: one bootstrap setting");
+
+            // The CA file is the cluster CA's ca.crt, mounted from Strimzi's Secret.
+            var caLocation = environment["Messaging__SslCaLocation"];
+            var mount = List(container["volumeMounts"]).Select(Map).Single(m => caLocation.StartsWith((string)m["mountPath"] + "/", StringComparison.Ordinal));
+            var volume = List(pod["volumes"]).Select(Map).Single(v => (string)v["name"] == (string)mount["name"]);
+            var secret = Map(volume["secret"]);
+            Assert.Equal(caSecret, secret["secretName"]);
+            var file = caLocation[((string)mount["mountPath"]).Length..].TrimStart('/');
+            var item = secret.TryGetValue("items", out var items) ? List(items).Select(Map).Single(i => (string)i["path"] == file) : null;
+            Assert.Equal("ca.crt", item is null ? file : item["key"]);
+        }
+    }
+
+    [Fact]
+    public void Each_service_has_a_kafka_user_whose_acls_name_only_its_own_topics_and_groups()
+    {
+        var users = KafkaUsers();
+
+        foreach (var name in ServiceNames)
+        {
+            var user = users[name];
+            Assert.Equal("scram-sha-512", Map(user["authentication"])["type"]);
+            var sources = ServiceSources(name);
+            var consumed = ConsumedTopics(name);
+            var produced = ProducedTopics(sources).Append(Topics.DeadLetters.Name).Distinct().ToList();
+            var expected = new SortedSet<string>(StringComparer.Ordinal);
+            foreach (var topic in consumed)
+            {
+                expected.UnionWith([$"topic {topic} Read", $"topic {topic} Describe"]);
+            }
+
+            foreach (var topic in produced)
+            {
+                expected.UnionWith([$"topic {topic} Write", $"topic {topic} Describe"]);
+            }
+
+            // Its consumer group, and the groups it names after it (Analytics' replay and dashboard).
+            foreach (var group in OwnGroups(name, sources))
+            {
+                expected.UnionWith([$"group {group} Read", $"group {group} Describe"]);
+            }
+
+            // A dashboard of every group (ConsumerGroups.All) describes them; it never joins or commits for them.
+            if (sources.Contains("ConsumerGroups.All", StringComparison.Ordinal))
+            {
+                expected.UnionWith(ConsumerGroups.All.Where(g => g != name).Select(g => $"group {g} Describe"));
+            }
+
+            Assert.Equal(expected, Acls(user));
+        }
+    }
+
+    [Fact]
+    public void Only_the_payment_service_may_write_payment_results_and_only_the_inventory_service_the_catalog()
+    {
+        var users = KafkaUsers();
+        IEnumerable<string> Writers(string topic) => users.Where(u => Acls(u.Value).Contains($"topic {topic} Write")).Select(u => u.Key).Order(StringComparer.Ordinal);
+
+        // No other pod can forge a PaymentSucceeded, or a price.
+        Assert.Equal(["payment-service"], Writers(EventCatalog.PaymentSucceeded.Topic.Name));
+        Assert.Equal(["inventory-service"], Writers(EventCatalog.BookPriceChanged.Topic.Name));
+        Assert.Equal(["order-service"], Writers(EventCatalog.OrderPlaced.Topic.Name));
+        Assert.Equal(["inventory-service"], Writers(EventCatalog.StockReserved.Topic.Name));
+        Assert.Equal(ServiceNames.Order(StringComparer.Ordinal), Writers(Topics.DeadLetters.Name));
+    }
+
+    [Fact]
+    public void Kubernetes_keeps_each_services_state_in_its_own_cloudnativepg_database_and_claims_no_volume()
+    {
+        var documents = Manifests();
+        Assert.DoesNotContain(documents, d => (string)d["kind"] == "PersistentVolumeClaim");
+        var cluster = documents.Single(d => (string)d["kind"] == "Cluster" && (string)d["apiVersion"] == "postgresql.cnpg.io/v1");
+        var clusterName = (string)Map(cluster["metadata"])["name"];
+        var initdb = Map(Map(Map(cluster["spec"])["bootstrap"])["initdb"]);
+        // The services compare ISO-8601 text timestamps: only the C collation sorts them as time.
+        Assert.Equal(("C", "C"), ((string)initdb["localeCollate"], (string)initdb["localeCType"]));
+        var owner = (string)initdb["owner"];
+        var databases = documents.Where(d => (string)d["kind"] == "Database").Select(d => Map(d["spec"])).ToList();
+        Assert.All(databases, d => Assert.Equal((clusterName, owner), ((string)Map(d["cluster"])["name"], (string)d["owner"])));
+        Assert.All(databases, d => Assert.Equal(("C", "C"), ((string)d["localeCollate"], (string)d["localeCType"])));
+
+        var used = new Dictionary<string, string>();
+        foreach (var name in ServiceNames)
+        {
+            var deployment = Deployment(name);
+            var pod = PodSpec(deployment);
+            var container = Container(deployment);
+            Assert.All(pod.TryGetValue("volumes", out var volumes) ? List(volumes).Select(Map) : [], v => Assert.False(v.ContainsKey("persistentVolumeClaim"), $"{name} keeps no state in a volume"));
+            var environment = List(container["env"]).Select(Map).ToList();
+            Assert.DoesNotContain(environment, e => (string)e["name"] == "Messaging__DatabasePath");
+            var secrets = SecretRefs(container);
+            for (var i = 0; i < environment.Count; i++)
+            {
+                var key = (string)environment[i]["name"];
+                if (!key.StartsWith("ConnectionStrings__", StringComparison.Ordinal))
+                {
+                    continue;
+                }
+
+                // $(VAR) expands only variables defined before it in the list.
+                var earlier = environment.Take(i).Select(e => (string)e["name"]).ToHashSet();
+                var connection = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = (string)environment[i]["value"] };
+                foreach (var (setting, secretKey) in new[] { ("Host", "host"), ("Username", "username"), ("Password", "password") })
+                {
+                    var reference = VariableReference().Match((string)connection[setting]);
+                    Assert.True(reference.Success, $"{name} {key}: {setting} comes from a variable");
+                    var variable = reference.Groups["name"].Value;
+                    Assert.Contains(variable, earlier);
+                    Assert.Equal(($"{clusterName}-app", secretKey), secrets[variable]);
+                }
+
+                used[$"{name} {key}"] = (string)connection["Database"];
+            }
+        }
+
+        var expected = ServiceNames.ToDictionary(n => $"{n} ConnectionStrings__Postgres", n => n);
+        expected["payment-service ConnectionStrings__GatewayPostgres"] = "payment-gateway";
+        Assert.Equal(expected.OrderBy(d => d.Key, StringComparer.Ordinal), used.OrderBy(d => d.Key, StringComparer.Ordinal));
+        Assert.Equal(used.Values.Order(StringComparer.Ordinal), databases.Select(d => (string)d["name"]).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Kubernetes_pods_pass_the_restricted_pod_security_standard()
+    {
+        var ns = Manifests().Single(d => (string)d["kind"] == "Namespace");
+        Assert.Equal(KustomizeNamespace(), Map(ns["metadata"])["name"]);
+        Assert.Equal("restricted", Map(Map(ns["metadata"])["labels"])["pod-security.kubernetes.io/enforce"]);
+
+        string[] allowedVolumes = ["configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"];
+        string[] hostNamespaces = ["hostNetwork", "hostPID", "hostIPC"];
+        foreach (var deployment in Deployments())
+        {
+            var name = (string)Map(deployment["metadata"])["name"];
+            var pod = PodSpec(deployment);
+            var podContext = pod.TryGetValue("securityContext", out var p) ? Map(p) : new Dictionary<string, object>();
+            Assert.Equal("true", podContext.GetValueOrDefault("runAsNonRoot"));
+            Assert.False(podContext.TryGetValue("runAsUser", out var podUser) && (string)podUser == "0", $"{name} does not run as root");
+            Assert.All(hostNamespaces, k => Assert.NotEqual("true", pod.GetValueOrDefault(k)));
+            Assert.All(pod.TryGetValue("volumes", out var volumes) ? List(volumes).Select(Map) : [], v => Assert.Contains(v.Keys.Single(k => k != "name"), allowedVolumes));
+            var containers = List(pod["containers"]).Concat(pod.TryGetValue("initContainers", out var init) ? List(init) : []).Select(Map);
+            foreach (var container in containers)
+            {
+                var context = Map(container["securityContext"]);
+                Assert.Equal("false", context["allowPrivilegeEscalation"]);
+                Assert.NotEqual("true", context.GetValueOrDefault("privileged"));
+                var capabilities = Map(context["capabilities"]);
+                Assert.Equal(["ALL"], List(capabilities["drop"]).Cast<string>());
+                Assert.False(capabilities.ContainsKey("add"), $"{name} adds no capability");
+                var seccomp = context.TryGetValue("seccompProfile", out var s) ? Map(s) : Map(podContext["seccompProfile"]);
+                Assert.Equal("RuntimeDefault", seccomp["type"]);
+                Assert.False(context.TryGetValue("runAsUser", out var user) && (string)user == "0", $"{name} does not run as root");
+            }
+        }
+    }
+
+    [Fact]
     public void Kubernetes_takes_the_admin_key_from_a_secret_that_is_not_committed()
     {
-        var documents = Directory.GetFiles(Path.Combine(Root, "deploy", "k8s"), "*.yaml")
-            .SelectMany(f => Documents(Path.GetRelativePath(Root, f)))
-            .ToList();
+        var documents = Manifests();
         Assert.DoesNotContain(documents, d => (string)d["kind"] == "Secret");
 
         foreach (var name in ServiceNames)
         {
-            var deployment = documents.Single(d => (string)d["kind"] == "Deployment" && (string)Map(d["metadata"])["name"] == name);
-            var container = Map(List(Map(Map(Map(deployment["spec"])["template"])["spec"])["containers"]).Single());
+            var container = Container(Deployment(name));
             var adminKey = List(container["env"]).Select(Map).Single(e => (string)e["name"] == "Admin__ApiKey");
             Assert.False(adminKey.ContainsKey("value"), $"{name}: the admin key is not written in the manifest");
             var secret = Map(Map(adminKey["valueFrom"])["secretKeyRef"]);
@@ -252,20 +462,99 @@ public sealed partial class DeploymentFilesTests
     [Fact]
     public void Keda_scales_the_consumer_services_on_their_group_lag_up_to_the_partition_count()
     {
-        var scaled = Documents("deploy/k8s/services.yaml").Where(d => (string)d["kind"] == "ScaledObject").ToList();
+        var documents = Manifests();
+        var scaled = documents.Where(d => (string)d["kind"] == "ScaledObject").ToList();
 
         Assert.Equal(["inventory-service", "notification-service", "payment-service"], scaled.Select(d => (string)Map(d["metadata"])["name"]).Order());
         foreach (var scaledObject in scaled)
         {
+            var name = (string)Map(scaledObject["metadata"])["name"];
             var spec = Map(scaledObject["spec"]);
             var trigger = Map(List(spec["triggers"]).Single());
             var metadata = Map(trigger["metadata"]);
             Assert.Equal("kafka", trigger["type"]);
             Assert.Contains((string)metadata["consumerGroup"], ConsumerGroups.All);
-            Assert.Equal(Map(scaledObject["metadata"])["name"], metadata["consumerGroup"]);
+            Assert.Equal(name, metadata["consumerGroup"]);
+            Assert.Equal(name, Map(spec["scaleTargetRef"])["name"]);
             var topic = Topics.Get((string)metadata["topic"]);
+            Assert.Contains(topic.Name, ConsumedTopics(name));
             Assert.True(int.Parse((string)spec["maxReplicaCount"], CultureInfo.InvariantCulture) <= topic.Partitions, "no replica beyond the partition count");
+
+            // KEDA runs in its own namespace: the address names the cluster's, and it logs in as the services do.
+            Assert.Equal(KafkaBootstrap(), metadata["bootstrapServers"]);
+            Assert.Equal("scram_sha512", metadata["sasl"]);
+            Assert.Equal((string)AuthenticatedListener()["tls"] == "true" ? "enable" : "disable", metadata["tls"]);
+            Assert.Equal("keda-kafka-scaler", Map(trigger["authenticationRef"])["name"]);
+
+            // KEDA owns the replica count.
+            Assert.False(Map(Deployment(name)["spec"]).ContainsKey("replicas"), $"{name} sets no replicas beside KEDA");
         }
+    }
+
+    [Fact]
+    public void Keda_logs_in_as_a_kafka_user_that_can_only_describe_the_groups_and_topics_it_scales_on()
+    {
+        var documents = Manifests();
+        var triggers = documents.Where(d => (string)d["kind"] == "ScaledObject")
+            .Select(d => Map(List(Map(d["spec"])["triggers"]).Single()))
+            .ToList();
+        var authentication = documents.Single(d => (string)d["kind"] == "TriggerAuthentication" && (string)Map(d["metadata"])["name"] == "keda-kafka-scaler");
+        var spec = Map(authentication["spec"]);
+        var fromSecrets = List(spec["secretTargetRef"]).Select(Map).ToDictionary(r => (string)r["parameter"], r => ((string)r["name"], (string)r["key"]));
+        var fromConfigMaps = List(spec["configMapTargetRef"]).Select(Map).ToDictionary(r => (string)r["parameter"], r => ((string)r["name"], (string)r["key"]));
+        var configMap = documents.Single(d => (string)d["kind"] == "ConfigMap" && (string)Map(d["metadata"])["name"] == fromConfigMaps["username"].Item1);
+        var username = (string)Map(configMap["data"])[fromConfigMaps["username"].Item2];
+
+        Assert.Equal((username, "password"), fromSecrets["password"]);
+        Assert.Equal(($"{KafkaClusterName()}-cluster-ca-cert", "ca.crt"), fromSecrets["ca"]);
+        var user = KafkaUsers()[username];
+        Assert.Equal("scram-sha-512", Map(user["authentication"])["type"]);
+        var expected = triggers.SelectMany(t => new[] { $"group {Map(t["metadata"])["consumerGroup"]} Describe", $"topic {Map(t["metadata"])["topic"]} Describe" });
+        Assert.Equal(new SortedSet<string>(expected, StringComparer.Ordinal), Acls(user));
+    }
+
+    [Fact]
+    public void The_kustomization_lists_every_manifest_and_sets_every_image_in_one_place()
+    {
+        var kustomization = Kustomization();
+        var resources = List(kustomization["resources"]).Cast<string>().ToList();
+        Assert.All(resources, r => Assert.True(File.Exists(Path.Combine(Root, "deploy", "k8s", r)), $"{r} exists"));
+        Assert.Equal(
+            Directory.GetFiles(Path.Combine(Root, "deploy", "k8s"), "*.yaml").Select(f => Path.GetFileName(f)).Where(f => f != "kustomization.yaml").Order(StringComparer.Ordinal),
+            resources.Order(StringComparer.Ordinal));
+
+        var images = List(kustomization["images"]).Select(Map).ToDictionary(i => (string)i["name"]);
+        foreach (var deployment in Deployments())
+        {
+            var name = (string)Map(deployment["metadata"])["name"];
+            foreach (var container in List(PodSpec(deployment)["containers"]).Select(Map))
+            {
+                var image = (string)container["image"];
+                // No tag here: kustomization.yaml sets it, for every container of that image.
+                Assert.DoesNotContain(":", image, StringComparison.Ordinal);
+                Assert.True(images.ContainsKey(image), $"{name}: kustomization.yaml has an images: entry for {image}");
+                Assert.NotEqual("latest", images[image].GetValueOrDefault("newTag"));
+                // Images loaded into kind (or pulled once) are used as they are.
+                Assert.Equal("IfNotPresent", container["imagePullPolicy"]);
+            }
+        }
+
+        Assert.Equal(ServiceNames.Select(n => $"bookstore/{n}").Order(StringComparer.Ordinal), images.Keys.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void The_deployment_guide_pins_the_operators_it_installs()
+    {
+        var guide = File.ReadAllText(Path.Combine(Root, "deploy", "README.md"));
+        var kafka = Map(Map(Manifests().Single(d => (string)d["kind"] == "Kafka")["spec"])["kafka"]);
+
+        Assert.DoesNotContain("install/latest", guide, StringComparison.Ordinal);
+        Assert.Contains("--version 1.2.0", guide, StringComparison.Ordinal);
+        Assert.Contains("keda-2.20.2.yaml", guide, StringComparison.Ordinal);
+        Assert.Contains("cnpg-1.30.0.yaml", guide, StringComparison.Ordinal);
+        Assert.Contains($"Kafka {kafka["version"]}", guide, StringComparison.Ordinal);
+        Assert.Contains("kubectl apply -k deploy/k8s", guide, StringComparison.Ordinal);
+        Assert.Contains("kind load docker-image", guide, StringComparison.Ordinal);
     }
 
     private static Dictionary<object, object> Compose() =>
@@ -298,6 +587,142 @@ public sealed partial class DeploymentFilesTests
 
     private static List<object> List(object value) => (List<object>)value;
 
+    private static readonly Dictionary<string, string> ServiceProjects = new()
+    {
+        ["order-service"] = "Bookstore.Orders",
+        ["inventory-service"] = "Bookstore.Inventory",
+        ["payment-service"] = "Bookstore.Payments",
+        ["notification-service"] = "Bookstore.Notifications",
+        ["analytics-service"] = "Bookstore.Analytics",
+    };
+
+    private static Dictionary<string, object> Kustomization() => Map(Documents("deploy/k8s/kustomization.yaml").Single());
+
+    private static string KustomizeNamespace() => (string)Kustomization()["namespace"];
+
+    /// <summary>Every object <c>kubectl apply -k deploy/k8s</c> creates, as written (before kustomize
+    /// sets their namespace and image tags).</summary>
+    private static List<Dictionary<object, object>> Manifests() =>
+        [.. List(Kustomization()["resources"]).Cast<string>().SelectMany(r => Documents(Path.Combine("deploy", "k8s", r)))];
+
+    private static string KafkaClusterName() => (string)Map(Manifests().Single(d => (string)d["kind"] == "Kafka")["metadata"])["name"];
+
+    /// <summary>The listener the clients use: SCRAM-SHA-512 logins.</summary>
+    private static Dictionary<string, object> AuthenticatedListener() =>
+        List(Map(Map(Manifests().Single(d => (string)d["kind"] == "Kafka")["spec"])["kafka"])["listeners"])
+            .Select(Map)
+            .Single(l => l.TryGetValue("authentication", out var a) && (string)Map(a)["type"] == "scram-sha-512");
+
+    /// <summary>Strimzi's bootstrap Service, namespace-qualified: KEDA resolves names from its own namespace.</summary>
+    private static string KafkaBootstrap() => $"{KafkaClusterName()}-kafka-bootstrap.{KustomizeNamespace()}.svc:{AuthenticatedListener()["port"]}";
+
+    private static List<Dictionary<object, object>> Deployments() => [.. Manifests().Where(d => (string)d["kind"] == "Deployment")];
+
+    private static Dictionary<object, object> Deployment(string name) => Deployments().Single(d => (string)Map(d["metadata"])["name"] == name);
+
+    private static Dictionary<string, object> PodSpec(Dictionary<object, object> deployment) => Map(Map(Map(deployment["spec"])["template"])["spec"]);
+
+    private static Dictionary<string, object> Container(Dictionary<object, object> deployment) => Map(List(PodSpec(deployment)["containers"]).Single());
+
+    /// <summary>A container's environment variables taken from a Secret: variable → (Secret, key).</summary>
+    private static Dictionary<string, (string Secret, string Key)> SecretRefs(Dictionary<string, object> container) =>
+        List(container["env"]).Select(Map)
+            .Where(e => e.TryGetValue("valueFrom", out var from) && Map(from).ContainsKey("secretKeyRef"))
+            .ToDictionary(e => (string)e["name"], e =>
+            {
+                var reference = Map(Map(e["valueFrom"])["secretKeyRef"]);
+                return ((string)reference["name"], (string)reference["key"]);
+            });
+
+    private static Dictionary<string, Dictionary<string, object>> KafkaUsers() =>
+        Manifests().Where(d => (string)d["kind"] == "KafkaUser").ToDictionary(d => (string)Map(d["metadata"])["name"], d => Map(d["spec"]));
+
+    /// <summary>A KafkaUser's ACLs as "type name Operation" lines; every one allows, on a literal
+    /// resource from any host (no deny rules, prefixes or wildcards to reason about).</summary>
+    private static SortedSet<string> Acls(Dictionary<string, object> user)
+    {
+        var authorization = Map(user["authorization"]);
+        Assert.Equal("simple", authorization["type"]);
+        var acls = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var acl in List(authorization["acls"]).Select(Map))
+        {
+            var resource = Map(acl["resource"]);
+            Assert.Equal("literal", resource.GetValueOrDefault("patternType", "literal"));
+            Assert.Equal("allow", acl.GetValueOrDefault("type", "allow"));
+            Assert.Equal("*", acl.GetValueOrDefault("host", "*"));
+            Assert.NotEqual("*", resource["name"]);
+            foreach (var operation in List(acl["operations"]).Cast<string>())
+            {
+                acls.Add($"{resource["type"]} {resource["name"]} {operation}");
+            }
+        }
+
+        return acls;
+    }
+
+    /// <summary>The C# sources of a service (not its build output).</summary>
+    private static string ServiceSources(string service)
+    {
+        var directory = Path.Combine(Root, "services", ServiceProjects[service]);
+        var files = Directory.GetFiles(directory, "*.cs", SearchOption.AllDirectories)
+            .Where(f => !Path.GetRelativePath(directory, f).Split(Path.DirectorySeparatorChar).Any(p => p is "bin" or "obj"))
+            .Order(StringComparer.Ordinal);
+        return string.Join('\n', files.Select(f => File.ReadAllText(f)));
+    }
+
+    /// <summary>The topics a service reads: those of the events its Program.cs handles, and those
+    /// its code names from the topic table (Orders' catalog readiness, Analytics' replay and
+    /// dashboard, which tails the dead letters too).</summary>
+    private static List<string> ConsumedTopics(string service)
+    {
+        var program = File.ReadAllText(Path.Combine(Root, "services", ServiceProjects[service], "Program.cs"));
+        var handled = HandledEvent().Matches(program).Select(m => EventCatalog.All.Single(d => d.ClrType.Name == m.Groups["event"].Value).Topic);
+        var named = TopicReference().Matches(ServiceSources(service)).SelectMany(m => NamedTopics(m.Groups["member"].Value));
+        var topics = handled.Concat(named).Select(t => t.Name).Distinct().ToList();
+        Assert.NotEmpty(topics);
+        return topics;
+    }
+
+    private static IEnumerable<TopicSpec> NamedTopics(string member) =>
+        (typeof(Topics).GetField(member)?.GetValue(null) ?? typeof(Topics).GetProperty(member)?.GetValue(null)) switch
+        {
+            TopicSpec topic => [topic],
+            IEnumerable<TopicSpec> topics => topics,
+            _ => [],
+        };
+
+    /// <summary>The topics of the events a service creates (<c>new OrderPlaced(…)</c>, or a factory
+    /// such as <c>static BookPriceChanged PriceOf(…)</c>): the ones it publishes.</summary>
+    private static List<string> ProducedTopics(string sources) =>
+        [.. PublishedEvent().Matches(sources)
+            .Select(m => EventCatalog.All.FirstOrDefault(d => d.ClrType.Name == m.Groups["event"].Value))
+            .OfType<EventDefinition>()
+            .Select(d => d.Topic.Name)
+            .Distinct()];
+
+    /// <summary>The service's consumer group, and the groups its code names after it
+    /// (<c>options.GroupId + "-replay"</c>, <c>$"{options.GroupId}-dashboard"</c>).</summary>
+    private static List<string> OwnGroups(string service, string sources)
+    {
+        Assert.Contains(service, ConsumerGroups.All);
+        return [.. OwnGroupSuffix().Matches(sources).Select(m => service + m.Groups["suffix"].Value).Prepend(service).Distinct()];
+    }
+
     [GeneratedRegex(@"^\s*create (?<name>[a-z-]+) (?<partitions>\d+) (?<policy>delete|compact) (?<retention>\d+)\s*$", RegexOptions.Multiline)]
     private static partial Regex CreateLine();
+
+    [GeneratedRegex(@"\.Handle<(?<event>\w+),")]
+    private static partial Regex HandledEvent();
+
+    [GeneratedRegex(@"\bTopics\.(?<member>[A-Z]\w*)")]
+    private static partial Regex TopicReference();
+
+    [GeneratedRegex(@"\b(?:new (?<event>[A-Z]\w*)|static (?<event>[A-Z]\w*) \w+)\(")]
+    private static partial Regex PublishedEvent();
+
+    [GeneratedRegex(@"GroupId(?: \+ ""|\})(?<suffix>-[a-z]+)""")]
+    private static partial Regex OwnGroupSuffix();
+
+    [GeneratedRegex(@"^\$\((?<name>[A-Za-z_][A-Za-z0-9_]*)\)$")]
+    private static partial Regex VariableReference();
 }
