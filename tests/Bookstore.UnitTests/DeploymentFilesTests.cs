@@ -249,6 +249,8 @@ public sealed partial class DeploymentFilesTests
         Assert.DoesNotContain("provectuslabs", File.ReadAllText(Path.Combine(Root, "docker-compose.kafka.yml")), StringComparison.Ordinal);
     }
 
+    private static readonly string[] OtherDefaultComposeFiles = ["compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+
     [Fact]
     public void A_bare_docker_compose_up_finds_the_stack()
     {
@@ -257,7 +259,7 @@ public sealed partial class DeploymentFilesTests
         Assert.Equal(["docker-compose.kafka.yml"], included);
         // compose.yaml is the first default name compose looks for; another default file beside it
         // would be a second, competing stack.
-        Assert.All(new[] { "compose.yml", "docker-compose.yml", "docker-compose.yaml" }, name => Assert.False(File.Exists(Path.Combine(Root, name)), $"{name} does not exist"));
+        Assert.All(OtherDefaultComposeFiles, name => Assert.False(File.Exists(Path.Combine(Root, name)), $"{name} does not exist"));
     }
 
     [Fact]
