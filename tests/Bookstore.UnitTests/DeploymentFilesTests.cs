@@ -300,6 +300,8 @@ public sealed partial class DeploymentFilesTests
         Assert.Contains(dockerfile, l => l.Contains("chmod 755 /app/bookstore-service", StringComparison.Ordinal));
     }
 
+    private static readonly string[] ProjectFolders = ["shared", "services"];
+
     [Fact]
     public void The_service_image_restores_from_the_project_files_before_copying_the_sources()
     {
@@ -312,7 +314,7 @@ public sealed partial class DeploymentFilesTests
 
         // Every project a service can reference is there for the restore.
         var copied = dockerfile.Take(restore).Where(l => l.StartsWith("COPY ", StringComparison.Ordinal)).ToList();
-        foreach (var project in new[] { "shared", "services" }.SelectMany(d => Directory.GetFiles(Path.Combine(Root, d), "*.csproj", SearchOption.AllDirectories)))
+        foreach (var project in ProjectFolders.SelectMany(d => Directory.GetFiles(Path.Combine(Root, d), "*.csproj", SearchOption.AllDirectories)))
         {
             var relative = Path.GetRelativePath(Root, project).Replace('\\', '/');
             Assert.Contains(copied, l => l.StartsWith($"COPY {relative} ", StringComparison.Ordinal));
