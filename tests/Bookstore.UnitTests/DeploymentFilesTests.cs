@@ -246,7 +246,6 @@ public sealed partial class DeploymentFilesTests
     {
         var ui = Map(Map(Compose()["services"])["kafka-ui"]);
         Assert.Matches(@"^kafbat/kafka-ui:v\d+\.\d+\.\d+$", (string)ui["image"]);
-        Assert.DoesNotContain("provectuslabs", File.ReadAllText(Path.Combine(Root, "docker-compose.kafka.yml")), StringComparison.Ordinal);
     }
 
     private static readonly string[] OtherDefaultComposeFiles = ["compose.yml", "docker-compose.yml", "docker-compose.yaml"];
