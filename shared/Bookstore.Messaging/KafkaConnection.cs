@@ -3,8 +3,8 @@ using Confluent.Kafka;
 
 namespace Bookstore.Messaging;
 
-/// <summary>Where the cluster is and which broker version runs it: the only input from which every
-/// client setting that depends on the broker is derived.</summary>
+/// <summary>Where the cluster is, which broker version runs it and how to authenticate to it: the
+/// only input from which every client setting that depends on the broker is derived.</summary>
 /// <param name="BootstrapServers">Comma-separated <c>host:port</c> list.</param>
 /// <param name="BrokerVersion">The brokers' version when known to be older than the client's
 /// default assumptions (e.g. <c>0.9.0.1</c>); <c>null</c> means a modern broker (0.10+) that
@@ -19,11 +19,15 @@ public sealed record KafkaConnection(string BootstrapServers, string? BrokerVers
 
     public KafkaCapabilities Capabilities => IsLegacyBroker ? KafkaCapabilities.Legacy : KafkaCapabilities.Modern;
 
+    /// <summary>How clients authenticate; plaintext unless configured.</summary>
+    public KafkaSecurity Security { get; init; } = KafkaSecurity.Plaintext;
+
     private Version? ParsedBrokerVersion => BrokerVersion is null ? null : ParseVersion(BrokerVersion);
 
-    /// <summary>Sets the bootstrap servers and, for a legacy broker only, the protocol pinning.
-    /// These two settings select protocol versions that Kafka 4 removed: they must never reach a
-    /// modern broker, which is why nothing else in the suite sets them.</summary>
+    /// <summary>Sets the bootstrap servers, the security settings and, for a legacy broker only,
+    /// the protocol pinning. The pinning selects protocol versions that Kafka 4 removed: it must
+    /// never reach a modern broker, which is why nothing else in the suite sets it. Every client
+    /// of the suite is configured here, so none can miss the credentials.</summary>
     public T ApplyTo<T>(T config)
         where T : ClientConfig
     {
@@ -35,11 +39,15 @@ public sealed record KafkaConnection(string BootstrapServers, string? BrokerVers
             config.BrokerVersionFallback = BrokerVersion;
         }
 
+        Security.ApplyTo(config, IsLegacyBroker);
         return config;
     }
 
-    public override string ToString() =>
-        BrokerVersion is null ? BootstrapServers : $"{BootstrapServers} (Kafka {BrokerVersion})";
+    public override string ToString()
+    {
+        var text = BrokerVersion is null ? BootstrapServers : $"{BootstrapServers} (Kafka {BrokerVersion})";
+        return Security.Protocol == SecurityProtocol.Plaintext ? text : $"{text} over {Security}";
+    }
 
     /// <summary>Parses <c>0.9.0.1</c>, <c>3.9.1</c> or <c>4.1.0-rc1</c> into a comparable version.</summary>
     public static Version ParseVersion(string version)

@@ -11,7 +11,9 @@ public static class KafkaConnectionResolver
     /// alone is taken to be modern.</summary>
     public const string BrokerVersionVariable = "KAFKA_BROKER_VERSION";
 
-    public static KafkaConnection? FromEnvironment()
+    /// <summary>The cluster of <c>KAFKA_BOOTSTRAP_SERVERS</c>, with the security settings of the
+    /// environment (<c>Messaging__SecurityProtocol</c> …, as the services read them).</summary>
+    public static KafkaConnection? FromEnvironment(KafkaSecurity? security = null)
     {
         var servers = Environment.GetEnvironmentVariable(BootstrapServersVariable);
         if (string.IsNullOrWhiteSpace(servers))
@@ -20,18 +22,25 @@ public static class KafkaConnectionResolver
         }
 
         var version = Environment.GetEnvironmentVariable(BrokerVersionVariable);
-        return new KafkaConnection(servers.Trim(), string.IsNullOrWhiteSpace(version) ? null : version.Trim());
+        return new KafkaConnection(servers.Trim(), string.IsNullOrWhiteSpace(version) ? null : version.Trim())
+        {
+            Security = security ?? KafkaSecurity.FromEnvironment(),
+        };
     }
 
     /// <summary>Explicit settings (configuration <c>Messaging:BootstrapServers</c>), else the
-    /// environment; <c>null</c> when neither names a cluster.</summary>
-    public static KafkaConnection? Resolve(string? bootstrapServers = null, string? brokerVersion = null)
+    /// environment; <c>null</c> when neither names a cluster. <paramref name="security"/> (the
+    /// service's configuration) applies to either; unset, the environment's.</summary>
+    public static KafkaConnection? Resolve(string? bootstrapServers = null, string? brokerVersion = null, KafkaSecurity? security = null)
     {
         if (!string.IsNullOrWhiteSpace(bootstrapServers))
         {
-            return new KafkaConnection(bootstrapServers, string.IsNullOrWhiteSpace(brokerVersion) ? null : brokerVersion);
+            return new KafkaConnection(bootstrapServers, string.IsNullOrWhiteSpace(brokerVersion) ? null : brokerVersion)
+            {
+                Security = security ?? KafkaSecurity.FromEnvironment(),
+            };
         }
 
-        return FromEnvironment();
+        return FromEnvironment(security);
     }
 }

@@ -16,10 +16,14 @@ public sealed class KafkaProducer : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         _options = options;
         _logger = logger;
+        Capabilities = options.Connection().Capabilities;
         _producer = Build();
     }
 
     public IProducer<string, string> Producer => _producer;
+
+    /// <summary>What the brokers this producer writes to can do (e.g. whether records may carry headers).</summary>
+    public KafkaCapabilities Capabilities { get; }
 
     /// <summary>Drops what the client still holds (queued, not yet sent) and starts a fresh one:
     /// for a relay that lost its lease, so that a standby is the only one publishing. Requests

@@ -18,6 +18,21 @@ public sealed class MessagingOptions
 
     public string? BrokerVersion { get; set; }
 
+    /// <summary><c>Plaintext</c> (the default), <c>SaslPlaintext</c>, <c>SaslSsl</c> or <c>Ssl</c>
+    /// (Kafka's spellings such as <c>SASL_SSL</c> work too). See <see cref="KafkaSecurity"/>.</summary>
+    public string? SecurityProtocol { get; set; }
+
+    /// <summary><c>ScramSha512</c> (the default under SASL), <c>ScramSha256</c> or <c>Plain</c>.</summary>
+    public string? SaslMechanism { get; set; }
+
+    public string? SaslUsername { get; set; }
+
+    /// <summary>Never logged; from a secret, not from a committed file.</summary>
+    public string? SaslPassword { get; set; }
+
+    /// <summary>The CA certificate (PEM) that signed the brokers' certificates, under SSL.</summary>
+    public string? SslCaLocation { get; set; }
+
     /// <summary>The SQLite file the service owns, when no <see cref="PostgresConnectionString"/> is
     /// given; every instance of the service (on this host) shares it.</summary>
     public string DatabasePath { get; set; } = string.Empty;
@@ -73,8 +88,11 @@ public sealed class MessagingOptions
     public string LogicalTopicName(string physicalName) =>
         physicalName.StartsWith(Namespace, StringComparison.Ordinal) ? physicalName[Namespace.Length..] : physicalName;
 
+    public KafkaSecurity Security() =>
+        KafkaSecurity.Parse(SecurityProtocol, SaslMechanism, SaslUsername, SaslPassword, SslCaLocation);
+
     public KafkaConnection Connection() =>
-        KafkaConnectionResolver.Resolve(BootstrapServers, BrokerVersion)
+        KafkaConnectionResolver.Resolve(BootstrapServers, BrokerVersion, Security())
         ?? throw new InvalidOperationException(
             "No Kafka cluster is configured: set Messaging:BootstrapServers (and Messaging:BrokerVersion=0.9.0.1 for a 0.9 cluster) or KAFKA_BOOTSTRAP_SERVERS; ./bookstore up does it for the local cluster.");
 }

@@ -213,17 +213,103 @@ public sealed partial class DeploymentFilesTests
     [InlineData("inventory-service")]
     [InlineData("payment-service")]
     [InlineData("notification-service")]
-    public void A_service_one_scales_has_no_fixed_host_port(string name)
+    public void A_service_one_scales_gets_an_ephemeral_loopback_port(string name)
     {
+        // 127.0.0.1::8080: the engine picks a free host port on loopback for each instance.
         var service = Map(Map(Compose()["services"])[name]);
-        Assert.All(List(service["ports"]), port => Assert.DoesNotContain(":", (string)port, StringComparison.Ordinal));
+        Assert.All(List(service["ports"]), port => Assert.Matches(@"^127\.0\.0\.1::\d+$", (string)port));
     }
 
     [Fact]
-    public void Fixed_host_ports_bind_loopback_only()
+    public void Every_published_port_binds_loopback_only()
     {
-        var ports = Map(Compose()["services"]).Values.Select(Map).Where(s => s.ContainsKey("ports")).SelectMany(s => List(s["ports"]).Cast<string>());
-        Assert.All(ports.Where(p => p.Contains(':', StringComparison.Ordinal)), p => Assert.StartsWith("127.0.0.1:", p, StringComparison.Ordinal));
+        var ports = Map(Compose()["services"]).Values.Select(Map).Where(s => s.ContainsKey("ports")).SelectMany(s => List(s["ports"]).Cast<string>()).ToList();
+        Assert.NotEmpty(ports);
+        // A port without a host address ("8080", "5100:8080") is published on every interface.
+        Assert.All(ports, p => Assert.StartsWith("127.0.0.1:", p, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Compose_keeps_the_brokers_data_on_their_volumes()
+    {
+        var compose = Compose();
+        var declared = Map(compose["volumes"]).Keys.ToHashSet(StringComparer.Ordinal);
+        var brokers = Map(compose["services"]).Values.Select(Map).Where(s => s.ContainsKey("hostname")).ToList();
+        Assert.Equal(3, brokers.Count);
+        foreach (var broker in brokers)
+        {
+            var logDirs = ((string)Map(broker["environment"])["KAFKA_LOG_DIRS"]).Split(',');
+            var mounts = List(broker["volumes"]).Cast<string>().Select(v => v.Split(':')).ToList();
+            // Every log dir (and so the KRaft metadata, kept in the first) is on a named volume,
+            // which `docker compose down` keeps; anything else is lost with the container.
+            Assert.All(logDirs, dir => Assert.Contains(mounts, m => declared.Contains(m[0]) && (dir == m[1] || dir.StartsWith(m[1] + "/", StringComparison.Ordinal))));
+        }
+
+        Assert.Equal(3, brokers.SelectMany(b => List(b["volumes"]).Cast<string>()).Select(v => v.Split(':')[0]).Distinct().Count());
+    }
+
+    [Fact]
+    public void Compose_builds_the_service_images_and_never_pulls_them()
+    {
+        var services = Map(Compose()["services"]);
+        foreach (var name in ServiceNames)
+        {
+            var service = Map(services[name]);
+            Assert.Equal("build", service["pull_policy"]);
+            // An image name beside build makes compose try a registry first (someone else's image).
+            Assert.False(service.ContainsKey("image"), $"{name} names no image to pull");
+        }
+    }
+
+    [Fact]
+    public void The_broker_health_check_starts_no_jvm()
+    {
+        var services = Map(Compose()["services"]);
+        foreach (var broker in services.Values.Select(Map).Where(s => s.ContainsKey("hostname")))
+        {
+            var test = List(Map(broker["healthcheck"])["test"]).Cast<string>().ToList();
+            Assert.Equal("CMD", test[0]);
+            var command = string.Join(' ', test.Skip(1));
+            // The apache/kafka image is Alpine with bash (its scripts need it); bash connects by itself.
+            Assert.Equal("bash", test[1]);
+            Assert.Matches(@"/dev/tcp/127\.0\.0\.1/19092", command);
+            Assert.DoesNotContain(".sh", command, StringComparison.Ordinal);
+            Assert.DoesNotContain("java", command, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Compose_runs_the_maintained_kafka_ui_at_a_pinned_version()
+    {
+        var ui = Map(Map(Compose()["services"])["kafka-ui"]);
+        Assert.Matches(@"^kafbat/kafka-ui:v\d+\.\d+\.\d+$", (string)ui["image"]);
+    }
+
+    private static readonly string[] OtherDefaultComposeFiles = ["compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+
+    [Fact]
+    public void A_bare_docker_compose_up_finds_the_stack()
+    {
+        var compose = Documents("compose.yaml").Single();
+        var included = List(compose["include"]).Select(i => i is string path ? path : (string)Map(i)["path"]);
+        Assert.Equal(["docker-compose.kafka.yml"], included);
+        // compose.yaml is the first default name compose looks for; another default file beside it
+        // would be a second, competing stack.
+        Assert.All(OtherDefaultComposeFiles, name => Assert.False(File.Exists(Path.Combine(Root, name)), $"{name} does not exist"));
+    }
+
+    [Fact]
+    public void Compose_probes_the_services_through_the_images_launcher()
+    {
+        var services = Map(Compose()["services"]);
+        var dockerfile = File.ReadAllText(Path.Combine(Root, "services", "Dockerfile"));
+        foreach (var name in ServiceNames)
+        {
+            var test = List(Map(Map(services[name])["healthcheck"])["test"]).Cast<string>().ToList();
+            Assert.Equal(["CMD", "/app/bookstore-service", "probe"], test);
+        }
+
+        Assert.Contains("> /app/bookstore-service", dockerfile, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -235,6 +321,42 @@ public sealed partial class DeploymentFilesTests
         var user = dockerfile.Last(l => l.StartsWith("USER ", StringComparison.Ordinal));
         Assert.DoesNotContain("root", user, StringComparison.Ordinal);
         Assert.Contains(dockerfile, l => l.StartsWith("HEALTHCHECK ", StringComparison.Ordinal) && l.Contains("probe", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void The_service_image_passes_docker_run_arguments_to_the_service()
+    {
+        var dockerfile = File.ReadAllLines(Path.Combine(Root, "services", "Dockerfile"));
+        var entrypoint = dockerfile.Single(l => l.StartsWith("ENTRYPOINT ", StringComparison.Ordinal));
+        // Exec form: the arguments of `docker run IMAGE …` are appended to it. A shell form, or
+        // sh -c "…" without "$@", drops them.
+        Assert.Equal("ENTRYPOINT [\"/app/bookstore-service\"]", entrypoint);
+        var launcher = dockerfile.Single(l => l.Contains("> /app/bookstore-service", StringComparison.Ordinal));
+        Assert.Contains("exec dotnet /app/%s.dll \"$@\"", launcher, StringComparison.Ordinal);
+        Assert.Contains(dockerfile, l => l.Contains("chmod 755 /app/bookstore-service", StringComparison.Ordinal));
+    }
+
+    private static readonly string[] ProjectFolders = ["shared", "services"];
+
+    [Fact]
+    public void The_service_image_restores_from_the_project_files_before_copying_the_sources()
+    {
+        var dockerfile = File.ReadAllLines(Path.Combine(Root, "services", "Dockerfile")).ToList();
+        var restore = dockerfile.FindIndex(l => l.Contains("dotnet restore", StringComparison.Ordinal));
+        var sources = dockerfile.FindIndex(l => l.StartsWith("COPY shared/ ", StringComparison.Ordinal));
+        Assert.InRange(restore, 0, sources);
+        Assert.True(dockerfile.FindIndex(l => l.StartsWith("COPY services/ ", StringComparison.Ordinal)) > restore, "the sources come after the restore");
+        Assert.Contains(dockerfile, l => l.Contains("dotnet publish", StringComparison.Ordinal) && l.Contains("--no-restore", StringComparison.Ordinal));
+
+        // Every project a service can reference is there for the restore.
+        var copied = dockerfile.Take(restore).Where(l => l.StartsWith("COPY ", StringComparison.Ordinal)).ToList();
+        foreach (var project in ProjectFolders.SelectMany(d => Directory.GetFiles(Path.Combine(Root, d), "*.csproj", SearchOption.AllDirectories)))
+        {
+            var relative = Path.GetRelativePath(Root, project).Replace('\\', '/');
+            Assert.Contains(copied, l => l.StartsWith($"COPY {relative} ", StringComparison.Ordinal));
+        }
+
+        Assert.Contains(copied, l => l.Contains("Directory.Build.props", StringComparison.Ordinal) && l.Contains("Directory.Packages.props", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -89,4 +89,107 @@ public sealed class KafkaConnectionTests
         var error = Assert.Throws<FormatException>(() => KafkaConnection.ParseVersion(text));
         Assert.Contains(text, error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Scram_settings_reach_every_client_the_suite_builds()
+    {
+        var connection = new MessagingOptions
+        {
+            BootstrapServers = Servers,
+            SecurityProtocol = "SaslSsl",
+            SaslMechanism = "ScramSha512",
+            SaslUsername = "order-service",
+            SaslPassword = "s3cret",
+            SslCaLocation = "/etc/kafka/ca.crt",
+        }.Connection();
+        var configs = new ClientConfig[]
+        {
+            KafkaClientConfigs.Producer(connection, "p"),
+            KafkaClientConfigs.Consumer(connection, "g", "c"),
+            KafkaClientConfigs.Admin(connection),
+        };
+        Assert.All(configs, config =>
+        {
+            Assert.Equal(SecurityProtocol.SaslSsl, config.SecurityProtocol);
+            Assert.Equal(SaslMechanism.ScramSha512, config.SaslMechanism);
+            Assert.Equal("order-service", config.SaslUsername);
+            Assert.Equal("s3cret", config.SaslPassword);
+            Assert.Equal("/etc/kafka/ca.crt", config.SslCaLocation);
+        });
+    }
+
+    [Theory]
+    [InlineData("SaslPlaintext", "ScramSha256", SecurityProtocol.SaslPlaintext, SaslMechanism.ScramSha256)]
+    [InlineData("SASL_PLAINTEXT", "SCRAM-SHA-512", SecurityProtocol.SaslPlaintext, SaslMechanism.ScramSha512)]
+    [InlineData("saslssl", "plain", SecurityProtocol.SaslSsl, SaslMechanism.Plain)]
+    [InlineData("SaslPlaintext", null, SecurityProtocol.SaslPlaintext, SaslMechanism.ScramSha512)]
+    public void Security_settings_take_the_enum_names_and_kafkas_spellings(string protocol, string? mechanism, SecurityProtocol expectedProtocol, SaslMechanism expectedMechanism)
+    {
+        var config = new KafkaConnection(Servers) { Security = KafkaSecurity.Parse(protocol, mechanism, "u", "p", null) }.ApplyTo(new ProducerConfig());
+        Assert.Equal(expectedProtocol, config.SecurityProtocol);
+        Assert.Equal(expectedMechanism, config.SaslMechanism);
+    }
+
+    [Fact]
+    public void Ssl_alone_verifies_the_brokers_without_sasl()
+    {
+        var config = new KafkaConnection(Servers) { Security = KafkaSecurity.Parse("Ssl", null, null, null, "/ca.pem") }.ApplyTo(new AdminClientConfig());
+        Assert.Equal(SecurityProtocol.Ssl, config.SecurityProtocol);
+        Assert.Equal("/ca.pem", config.SslCaLocation);
+        Assert.DoesNotContain(config, kv => kv.Key.StartsWith("sasl.", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Plaintext_leaves_the_configuration_as_it_was()
+    {
+        var config = new KafkaConnection(Servers, "0.9.0.1").ApplyTo(new ConsumerConfig());
+        Assert.DoesNotContain(config, kv => kv.Key.StartsWith("sasl.", StringComparison.Ordinal) || kv.Key.StartsWith("ssl.", StringComparison.Ordinal) || kv.Key == "security.protocol");
+        Assert.Equal(KafkaSecurity.Plaintext, new MessagingOptions { BootstrapServers = Servers }.Connection().Security);
+    }
+
+    [Theory]
+    [InlineData("SaslPlaintext", null, "u", null, null)]
+    [InlineData("SaslSsl", null, null, "p", null)]
+    [InlineData("SaslPlaintext", "Gssapi", "u", "p", null)]
+    [InlineData("Plaintext", "ScramSha512", null, null, null)]
+    [InlineData(null, null, "u", "p", null)]
+    [InlineData("SaslPlaintext", null, "u", "p", "/ca.pem")]
+    public void Incomplete_or_ignored_security_settings_are_refused(string? protocol, string? mechanism, string? username, string? password, string? ca)
+    {
+        var connection = new KafkaConnection(Servers) { Security = KafkaSecurity.Parse(protocol, mechanism, username, password, ca) };
+        var error = Assert.Throws<InvalidOperationException>(() => KafkaClientConfigs.Producer(connection, "p"));
+        Assert.Contains("Messaging:", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("SASL")]
+    [InlineData("1")]
+    [InlineData("tls")]
+    public void Unknown_protocols_are_refused_with_the_valid_names(string protocol)
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => KafkaSecurity.Parse(protocol, null, null, null, null));
+        Assert.Contains("SaslSsl", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Sasl_is_refused_on_a_0_9_broker_which_has_no_scram()
+    {
+        var connection = new KafkaConnection(Servers, "0.9.0.1") { Security = KafkaSecurity.Parse("SaslPlaintext", null, "u", "p", null) };
+        var error = Assert.Throws<InvalidOperationException>(() => KafkaClientConfigs.Consumer(connection, "g", "c"));
+        Assert.Contains("0.10.2", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void The_password_appears_in_no_description_nor_error()
+    {
+        const string Password = "do-not-print-me";
+        var connection = new KafkaConnection(Servers) { Security = KafkaSecurity.Parse("SaslSsl", "ScramSha512", "payment-service", Password, null) };
+        Assert.DoesNotContain(Password, connection.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(Password, connection.Security.ToString(), StringComparison.Ordinal);
+        Assert.Contains("payment-service", connection.ToString(), StringComparison.Ordinal);
+
+        var legacy = connection with { BrokerVersion = "0.9.0.1" };
+        var error = Assert.Throws<InvalidOperationException>(() => KafkaClientConfigs.Admin(legacy));
+        Assert.DoesNotContain(Password, error.Message, StringComparison.Ordinal);
+    }
 }

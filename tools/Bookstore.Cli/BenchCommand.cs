@@ -190,6 +190,11 @@ internal static class BenchCommand
         ServiceName = $"bench-{Guid.NewGuid():N}",
         BootstrapServers = connection.BootstrapServers,
         BrokerVersion = connection.BrokerVersion,
+        SecurityProtocol = connection.Security.Protocol.ToString(),
+        SaslMechanism = connection.Security.Mechanism?.ToString(),
+        SaslUsername = connection.Security.Username,
+        SaslPassword = connection.Security.Password,
+        SslCaLocation = connection.Security.CaLocation,
         DatabasePath = Path.Combine(data, "relay.db"),
         // The bench's topics are not the suite's, so there is no safe horizon to derive; its database is thrown away.
         ProcessedEventsRetention = TimeSpan.FromDays(1),

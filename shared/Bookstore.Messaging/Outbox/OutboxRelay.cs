@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
 using Confluent.Kafka;
 using Dapper;
@@ -208,7 +209,12 @@ public sealed partial class OutboxRelay(
                 break;
             }
 
-            var message = new Message<string, string> { Key = rows[i].Key, Value = rows[i].Value };
+            var message = new Message<string, string>
+            {
+                Key = rows[i].Key,
+                Value = rows[i].Value,
+                Headers = ContentTypeHeader.For(producer.Capabilities, rows[i].Topic),
+            };
             void OnDelivery(DeliveryReport<string, string> report)
             {
                 outcome.Report(report.Error);
