@@ -20,6 +20,7 @@ import YAML from "yaml";
 import Ajv from "ajv";
 import addFormats from "ajv-formats";
 import { DCLinter } from "dclint";
+import { evaluate as celEvaluate } from "@marcbachmann/cel-js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
@@ -397,7 +398,7 @@ export class Validator {
       const v = this.crdValidator(gvk);
       const copy = dropNulls(structuredClone(doc));
       if (!v(copy)) for (const e of v.errors) report(formatAjvError(e));
-      this.celRules(gvk, copy, report);
+      this.celRules(gvk, copy, report, file, where);
       await validateMetadata(doc, report);
     } else if (group.includes(".") && !group.endsWith(".k8s.io")) {
       report(`/apiVersion: no schema for ${apiVersion} ${kind} (CRDs loaded: ${CRD_SETS.map(s => s.slice(0, -1)).join(", ")})`);
@@ -414,8 +415,34 @@ export class Validator {
     checkClaims(doc, report);
   }
 
-  // x-kubernetes-validations (CEL) are not evaluated: see celRules' note.
-  celRules() {}
+  // x-kubernetes-validations: the CEL rules the API server evaluates on create, after defaulting
+  // (transition rules, which read oldSelf, run only on update). A rule that fails is an error; one
+  // that cannot be evaluated here (a function of Kubernetes' CEL library this evaluator lacks) a warning.
+  celRules(gvk, doc, report, file, where) {
+    const root = this.crds.byGvk.get(gvk).schema;
+    const toCel = v => Array.isArray(v) ? v.map(toCel)
+      : v && typeof v === "object" ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, toCel(x)]))
+      : Number.isInteger(v) ? BigInt(v) : v;
+    const walk = (schema, value, at) => {
+      if (!schema || value === undefined) return;
+      for (const rule of schema["x-kubernetes-validations"] ?? []) {
+        if (/\boldSelf\b/.test(rule.rule)) continue;
+        const fieldAt = rule.fieldPath ? at + rule.fieldPath.replace(/\./g, "/") : at;
+        try {
+          if (celEvaluate(rule.rule, { self: toCel(value) }) !== true) report(`${fieldAt || "/"}: ${rule.message ?? `failed rule: ${rule.rule}`}`);
+        } catch (e) {
+          this.findings.warning(file, where, `${fieldAt || "/"}: CEL rule not evaluated (${rule.rule}): ${String(e.message).split("\n")[0]}`);
+        }
+      }
+      if (Array.isArray(value)) { if (schema.items) value.forEach((x, i) => walk(schema.items, x, `${at}/${i}`)); return; }
+      if (value && typeof value === "object")
+        for (const [k, x] of Object.entries(value)) {
+          if (schema.properties?.[k]) walk(schema.properties[k], x, `${at}/${k}`);
+          else if (typeof schema.additionalProperties === "object") walk(schema.additionalProperties, x, `${at}/${k}`);
+        }
+    };
+    walk(root, doc, "");
+  }
 
   async validateKubernetesFile(file, docs) {
     for (const [i, doc] of docs.entries()) {
