@@ -465,7 +465,7 @@ export class Validator {
       ...(k.crds ?? []).map((p, i) => [`/crds/${i}`, p])];
     for (const [at, p] of paths) {
       if (typeof p !== "string") { report(`${at}: must be a path`); continue; }
-      if (/^[a-z]+:\/\//.test(p) || p.startsWith("github.com/")) { report(`${at}: ${p} is remote: not checkable here`); continue; }
+      if (/^[a-z]+:\/\//.test(p) || p.startsWith("github.com/")) { this.findings.warning(file, where, `${at}: ${p} is remote: not checked here`); continue; }
       const full = path.resolve(dir, p);
       if (!fs.existsSync(full)) { report(`${at}: ${p} does not exist`); continue; }
       if (at.startsWith("/resources")) {
@@ -622,7 +622,9 @@ async function main(argv) {
     v.objects = 0;
     if (!fs.existsSync(unit)) v.findings.error(unit, "", "no such file");
     else for (const f of fs.statSync(unit).isDirectory() ? yamlFilesIn(unit, false) : [unit]) await v.validateFile(f);
-    results.push({ unit: path.relative(process.cwd(), unit) || ".", objects: v.objects, findings: v.findings.items.map(x => ({ ...x, file: path.relative(process.cwd(), x.file) })) });
+    // paths relative to the repository root (--root), with forward slashes
+    const rel = p => path.relative(root, p).split(path.sep).join("/") || ".";
+    results.push({ unit: rel(unit), objects: v.objects, findings: v.findings.items.map(x => ({ ...x, file: rel(x.file) })) });
   }
   const errors = results.reduce((n, r) => n + r.findings.filter(f => f.severity === "error").length, 0);
   const warnings = results.reduce((n, r) => n + r.findings.filter(f => f.severity === "warning").length, 0);
