@@ -7,9 +7,9 @@
 //   Compose: against the compose specification (dclint's schema and a few of its rules), published
 //   ports on loopback only, `include:` paths that exist.
 //
-// usage: node deploy/validate/validate.mjs [--schemas DIR] [--root DIR] [--json] [PATH...]
+// usage: node deploy/validate/validate.mjs [--schemas DIR] [--root DIR] [--json] [--repository] [PATH...]
 //   PATH: files or directories, each checked as one unit (a directory: every *.yaml/*.yml in it);
-//   none: the repository's deployment files (deploy/k8s, compose.yaml, docker-compose.kafka.yml).
+//   none (or --repository): the repository's deployment files (deploy/k8s, compose.yaml, docker-compose.kafka.yml).
 //   --schemas: the CRD files (default: ../shared/schemas beside the repository).
 // Exit code: 0 no error, 1 errors found, 2 the check could not run (no schemas, bad arguments).
 import fs from "node:fs";
@@ -136,7 +136,7 @@ export function closeSchema(s, structural = true) {
 }
 
 function makeAjv() {
-  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, validateFormats: true });
+  const ajv = new Ajv({ allErrors: true, strict: false, useDefaults: true, validateFormats: true, validateSchema: false, code: { optimize: false } });
   addFormats(ajv);
   ajv.addFormat("int32", { type: "number", validate: n => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 });
   ajv.addFormat("int64", { type: "number", validate: n => Number.isInteger(n) });
@@ -522,7 +522,7 @@ export class Validator {
     });
     // The compose specification (the schema dclint ships), with every error and the field it names;
     // dclint itself reports only the first one, without the field.
-    this.composeSchema ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, validateSchema: false })
+    this.composeSchema ??= new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, validateSchema: false, code: { optimize: false } })
       .compile(JSON.parse(fs.readFileSync(path.join(here, "node_modules", "dclint", "schemas", "compose.schema.json"), "utf8")));
     const specOk = doc && typeof doc === "object" ? this.composeSchema(structuredClone(doc)) : false;
     if (doc && typeof doc === "object" && !specOk)
@@ -600,20 +600,21 @@ export function defaultUnits(root) {
 // ---------------------------------------------------------------------------------------------
 
 async function main(argv) {
-  let root = path.resolve(here, "..", ".."), schemasDir, json = false;
+  let root = path.resolve(here, "..", ".."), schemasDir, json = false, repository = false;
   const paths = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--schemas") schemasDir = argv[++i];
     else if (a === "--root") root = path.resolve(argv[++i]);
     else if (a === "--json") json = true;
+    else if (a === "--repository") repository = true;
     else if (a === "-h" || a === "--help") { console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 14).map(l => l.replace(/^\/\/ ?/, "")).join("\n")); return 0; }
     else if (a.startsWith("-")) { console.error(`unknown option ${a}`); return 2; }
     else paths.push(path.resolve(a));
   }
   schemasDir = path.resolve(schemasDir ?? path.join(root, "..", "shared", "schemas"));
   if (!fs.existsSync(schemasDir)) { console.error(`validate-deploy: no schemas at ${schemasDir} (--schemas DIR)`); return 2; }
-  const units = paths.length ? paths : defaultUnits(root);
+  const units = paths.length && !repository ? paths : [...defaultUnits(root), ...paths];
   let v;
   try { v = new Validator({ schemasDir }); } catch (e) { console.error(`validate-deploy: ${e.message}`); return 2; }
   const results = [];
