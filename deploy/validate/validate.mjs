@@ -331,6 +331,41 @@ function checkClaims(doc, report) {
     (p.spec.volumes ?? []).forEach((v, i) => { if (v.ephemeral) check(`${p.at}/volumes/${i}/ephemeral/volumeClaimTemplate/spec`, v.ephemeral.volumeClaimTemplate?.spec); });
 }
 
+// KEDA resolves a trigger's addresses from its own namespace (keda), not from the ScaledObject's:
+// a bare service name (bookstore-kafka-bootstrap:9092) does not resolve there.
+function checkKedaKafka(doc, report) {
+  if (doc.kind !== "ScaledObject" && doc.kind !== "ScaledJob") return;
+  (doc.spec?.triggers ?? []).forEach((t, i) => {
+    if (t?.type !== "kafka" && t?.type !== "apache-kafka") return;
+    const servers = t.metadata?.bootstrapServers;
+    if (typeof servers !== "string") return;
+    for (const s of servers.split(","))
+      if (!s.split(":")[0].includes(".")) report(`/spec/triggers/${i}/metadata/bootstrapServers: ${s} is not namespace-qualified (KEDA resolves it from its own namespace): use SERVICE.NAMESPACE.svc:PORT`);
+  });
+}
+
+// Checks across a set of objects (the resources of a kustomization, or one file): no object twice,
+// and no fixed replica count on a workload that a KEDA ScaledObject scales.
+function checkObjectSet(objects, report, { targetsMustExist }) {
+  const ids = new Map();
+  for (const { doc, file } of objects) {
+    if (!doc?.kind || !doc?.metadata?.name) continue;
+    const group = String(doc.apiVersion ?? "").includes("/") ? String(doc.apiVersion).split("/")[0] : "";
+    const id = `${group}/${doc.kind}/${doc.metadata.namespace ?? ""}/${doc.metadata.name}`;
+    if (ids.has(id)) report(file, `${describeObject(doc)} is defined twice (also in ${path.basename(ids.get(id))})`);
+    else ids.set(id, file);
+  }
+  for (const { doc, file } of objects) {
+    if (doc?.kind !== "ScaledObject") continue;
+    const ref = doc.spec?.scaleTargetRef ?? {};
+    const kind = ref.kind ?? "Deployment";
+    const target = objects.find(o => o.doc?.kind === kind && o.doc?.metadata?.name === ref.name);
+    if (!target) { if (targetsMustExist) report(file, `${describeObject(doc)}: its target ${kind}/${ref.name} is not among the resources`); continue; }
+    if (target.doc.spec?.replicas !== undefined)
+      report(target.file, `${describeObject(target.doc)}: /spec/replicas is set, but ScaledObject/${doc.metadata?.name} scales it: remove it (applying the manifest sets the count back)`);
+  }
+}
+
 function containerImages(doc) {
   const out = [];
   for (const p of podSpecs(doc))
@@ -413,6 +448,7 @@ export class Validator {
     checkNames(doc, report);
     for (const p of podSpecs(doc)) checkRestricted(p.at, p.spec, p.meta, report);
     checkClaims(doc, report);
+    checkKedaKafka(doc, report);
   }
 
   // x-kubernetes-validations: the CEL rules the API server evaluates on create, after defaulting
@@ -449,6 +485,8 @@ export class Validator {
       if (doc?.kind === "Kustomization" || (i === 0 && docs.length === 1 && /^kustomization\.ya?ml$|^Kustomization$/.test(path.basename(file)))) this.validateKustomization(file, doc);
       else await this.validateObject(file, i, doc);
     }
+    // the resources of a kustomization are checked together, by validateKustomization
+    if (!listedInKustomization(file)) checkObjectSet(docs.filter(d => d?.kind !== "Kustomization").map(doc => ({ doc, file })), (f, m) => this.findings.error(f, "objects", m), { targetsMustExist: false });
   }
 
   // kustomization.yaml is not an object of the cluster: its fields, its paths, and its images.
@@ -498,6 +536,7 @@ export class Validator {
           if (!finalDigest && (!finalTag || finalTag === "latest")) report(`/images: ${name} ends up ${finalTag ? "tagged latest" : "untagged"} (pull policy Always): set newTag or digest`);
         }
     for (const n of entries.keys()) if (!used.has(n)) this.findings.warning(file, where, `/images: ${n} is used by no container`);
+    checkObjectSet(resourceFiles.flatMap(rf => readYaml(rf, scratch).map(doc => ({ doc, file: rf }))), (f, m) => report(`${path.relative(dir, f)}: ${m}`), { targetsMustExist: true });
   }
 
   // -------------------------------------------------------------------------------------------
@@ -568,6 +607,16 @@ export class Validator {
   }
 }
 
+function listedInKustomization(file) {
+  const dir = path.dirname(file);
+  const k = ["kustomization.yaml", "kustomization.yml"].map(n => path.join(dir, n)).find(p => fs.existsSync(p));
+  if (!k || path.resolve(k) === path.resolve(file)) return false;
+  try {
+    const doc = YAML.parse(fs.readFileSync(k, "utf8"));
+    return (doc?.resources ?? []).some(r => typeof r === "string" && path.resolve(dir, r) === path.resolve(file));
+  } catch { return false; }
+}
+
 // "[host_ip:][published:]target[/proto]": the host IP and the host port ("" for an ephemeral one)
 function shortPort(s) {
   let spec = s.split("/")[0], hostIp;
@@ -627,6 +676,10 @@ async function main(argv) {
     const rel = p => path.relative(root, p).split(path.sep).join("/") || ".";
     results.push({ unit: rel(unit), objects: v.objects, findings: v.findings.items.map(x => ({ ...x, file: rel(x.file) })) });
   }
+  if ((repository || !paths.length) && fs.existsSync(path.join(root, "deploy", "k8s"))
+      && !["kustomization.yaml", "kustomization.yml"].some(n => fs.existsSync(path.join(root, "deploy", "k8s", n))))
+    results.push({ unit: "deploy/k8s", objects: 0, findings: [{ severity: "error", file: "deploy/k8s", where: "",
+      message: "no kustomization.yaml: the images (and the resources to apply) are to be set in one place" }] });
   const errors = results.reduce((n, r) => n + r.findings.filter(f => f.severity === "error").length, 0);
   const warnings = results.reduce((n, r) => n + r.findings.filter(f => f.severity === "warning").length, 0);
   if (json) console.log(JSON.stringify({ schemas: schemasDir, crdSets: CRD_SETS.map(s => s.slice(0, -1)), errors, warnings, results }, null, 1));
