@@ -590,6 +590,8 @@ export class Validator {
           else published.set(key, name);
         }
       });
+      if (svc.build && svc.image && svc.pull_policy !== undefined && !["build", "never"].includes(svc.pull_policy))
+        this.findings.error(file, where, `/services/${name}/pull_policy: ${svc.pull_policy} pulls ${svc.image} before building it: use build`);
       if (svc.image && !svc.build) {
         const { tag, digest } = parseImage(String(svc.image));
         if (!digest && (!tag || tag === "latest")) this.findings.error(file, where, `/services/${name}/image: ${svc.image} has no version tag`);
