@@ -140,6 +140,8 @@ function makeAjv() {
   addFormats(ajv);
   ajv.addFormat("int32", { type: "number", validate: n => Number.isInteger(n) && n >= -2147483648 && n <= 2147483647 });
   ajv.addFormat("int64", { type: "number", validate: n => Number.isInteger(n) });
+  ajv.addFormat("byte", /^[A-Za-z0-9+/]*={0,2}$/);
+  ajv.addFormat("duration", /^[+-]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+$|^0$/); // Go's time.Duration, as the API server parses it
   ajv.addFormat("quantity", /^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?\d+)?$/);
   for (const k of ["x-kubernetes-preserve-unknown-fields", "x-kubernetes-int-or-string", "x-kubernetes-embedded-resource",
     "x-kubernetes-list-type", "x-kubernetes-list-map-keys", "x-kubernetes-map-type", "x-kubernetes-validations"]) ajv.addKeyword(k);
