@@ -453,7 +453,8 @@ export class Validator {
     checkKedaKafka(doc, report);
   }
 
-  // x-kubernetes-validations: the CEL rules the API server evaluates on create, after defaulting
+  // x-kubernetes-list-type (set, map: no duplicates), and x-kubernetes-validations: the CEL rules the
+  // API server evaluates on create, after defaulting
   // (transition rules, which read oldSelf, run only on update). A rule that fails is an error; one
   // that cannot be evaluated here (a function of Kubernetes' CEL library this evaluator lacks) a warning.
   celRules(gvk, doc, report, file, where) {
@@ -472,7 +473,17 @@ export class Validator {
           this.findings.warning(file, where, `${fieldAt || "/"}: CEL rule not evaluated (${rule.rule}): ${String(e.message).split("\n")[0]}`);
         }
       }
-      if (Array.isArray(value)) { if (schema.items) value.forEach((x, i) => walk(schema.items, x, `${at}/${i}`)); return; }
+      if (Array.isArray(value)) {
+        // x-kubernetes-list-type: a set holds no item twice, a map no two items with the same keys
+        const listType = schema["x-kubernetes-list-type"];
+        if (listType === "set" || listType === "map") {
+          const keyOf = x => JSON.stringify(listType === "set" ? x : (schema["x-kubernetes-list-map-keys"] ?? []).map(k => x?.[k])); // defaults applied already
+          const seen = new Set();
+          value.forEach((x, i) => { const key = keyOf(x); if (seen.has(key)) report(`${at}/${i}: duplicate entry ${key} in a list of type ${listType}`); seen.add(key); });
+        }
+        if (schema.items) value.forEach((x, i) => walk(schema.items, x, `${at}/${i}`));
+        return;
+      }
       if (value && typeof value === "object")
         for (const [k, x] of Object.entries(value)) {
           if (schema.properties?.[k]) walk(schema.properties[k], x, `${at}/${k}`);
