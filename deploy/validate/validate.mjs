@@ -7,10 +7,11 @@
 //   Compose: against the compose specification (dclint's schema and a few of its rules), published
 //   ports on loopback only, `include:` paths that exist.
 //
-// usage: node deploy/validate/validate.mjs [--schemas DIR] [--root DIR] [--json] [--repository] [PATH...]
+// usage: node deploy/validate/validate.mjs [--schemas DIR] [--root DIR] [--json] [--repository] [--check-fixtures] [PATH...]
 //   PATH: files or directories, each checked as one unit (a directory: every *.yaml/*.yml in it);
 //   none (or --repository): the repository's deployment files (deploy/k8s, compose.yaml, docker-compose.kafka.yml).
 //   --schemas: the CRD files (default: ../shared/schemas beside the repository).
+//   --check-fixtures: fixtures/valid* must pass, each of fixtures/broken/ fail with its "# expect:" errors.
 // Exit code: 0 no error, 1 errors found, 2 the check could not run (no schemas, bad arguments).
 import fs from "node:fs";
 import path from "node:path";
@@ -652,6 +653,12 @@ function yamlFilesIn(dir, recursive) {
   return out;
 }
 
+// fixtures: the files and folders of a folder, except the folder of broken ones
+function fixtureUnits(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).filter(e => e.isDirectory() ? e.name !== "broken" : /\.ya?ml$/.test(e.name))
+    .map(e => path.join(dir, e.name)).sort();
+}
+
 export function defaultUnits(root) {
   const units = [];
   const k8s = path.join(root, "deploy", "k8s");
@@ -664,7 +671,7 @@ export function defaultUnits(root) {
 // ---------------------------------------------------------------------------------------------
 
 async function main(argv) {
-  let root = path.resolve(here, "..", ".."), schemasDir, json = false, repository = false;
+  let root = path.resolve(here, "..", ".."), schemasDir, json = false, repository = false, checkFixtures = false;
   const paths = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -672,13 +679,18 @@ async function main(argv) {
     else if (a === "--root") root = path.resolve(argv[++i]);
     else if (a === "--json") json = true;
     else if (a === "--repository") repository = true;
+    else if (a === "--check-fixtures") checkFixtures = true;
     else if (a === "-h" || a === "--help") { console.log(fs.readFileSync(fileURLToPath(import.meta.url), "utf8").split("\n").slice(1, 14).map(l => l.replace(/^\/\/ ?/, "")).join("\n")); return 0; }
     else if (a.startsWith("-")) { console.error(`unknown option ${a}`); return 2; }
     else paths.push(path.resolve(a));
   }
   schemasDir = path.resolve(schemasDir ?? path.join(root, "..", "shared", "schemas"));
   if (!fs.existsSync(schemasDir)) { console.error(`validate-deploy: no schemas at ${schemasDir} (--schemas DIR)`); return 2; }
-  const units = paths.length && !repository ? paths : [...defaultUnits(root), ...paths];
+  if (checkFixtures) {
+    const valid = fixtureUnits(path.join(here, "fixtures")), broken = fixtureUnits(path.join(here, "fixtures", "broken"));
+    paths.push(...valid, ...broken);
+  }
+  const units = checkFixtures || (paths.length && !repository) ? paths : [...defaultUnits(root), ...paths];
   let v;
   try { v = new Validator({ schemasDir }); } catch (e) { console.error(`validate-deploy: ${e.message}`); return 2; }
   const results = [];
@@ -697,6 +709,23 @@ async function main(argv) {
       message: "no kustomization.yaml: the images (and the resources to apply) are to be set in one place" }] });
   const errors = results.reduce((n, r) => n + r.findings.filter(f => f.severity === "error").length, 0);
   const warnings = results.reduce((n, r) => n + r.findings.filter(f => f.severity === "warning").length, 0);
+  if (checkFixtures) {
+    // each valid fixture passes; each broken one fails with every error its "# expect:" lines name
+    let passed = 0, failed = 0;
+    for (const r of results) {
+      const unit = path.resolve(root, r.unit);
+      const errs = r.findings.filter(f => f.severity === "error").map(f => `${f.file}: ${f.where ? f.where + ": " : ""}${f.message}`);
+      const expected = (fs.statSync(unit).isDirectory() ? yamlFilesIn(unit, false) : [unit])
+        .flatMap(f => fs.readFileSync(f, "utf8").split("\n")).filter(l => l.startsWith("# expect:")).map(l => l.slice(9).trim());
+      const isBroken = path.dirname(unit) === path.join(here, "fixtures", "broken");
+      const missing = expected.filter(e => !errs.some(x => x.includes(e)));
+      const ok = isBroken ? expected.length > 0 && errs.length > 0 && missing.length === 0 : errs.length === 0;
+      ok ? passed++ : failed++;
+      console.log(`${ok ? "ok  " : "FAIL"} ${r.unit}${ok ? "" : "\n  " + [...missing.map(m => `missing: ${m}`), ...errs].join("\n  ")}`);
+    }
+    console.log(`${passed} passed, ${failed} failed`);
+    return failed ? 1 : 0;
+  }
   if (json) console.log(JSON.stringify({ schemas: schemasDir, crdSets: CRD_SETS.map(s => s.slice(0, -1)), errors, warnings, results }, null, 1));
   else {
     for (const r of results) for (const f of r.findings) console.log(`${f.file}: ${f.severity}: ${f.where ? f.where + ": " : ""}${f.message}`);
