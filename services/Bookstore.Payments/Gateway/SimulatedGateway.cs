@@ -60,7 +60,7 @@ public sealed class SimulatedGateway
     private static readonly TimeSpan SettingsRefresh = TimeSpan.FromSeconds(1);
 
     private readonly ServiceDatabase _ledger;
-    private volatile CachedSettings? _cached;
+    private CachedSettings? _cached;
 
     /// <param name="configured">Written to the ledger's settings at start when given; otherwise
     /// the settings stay as stored (defaults for a new ledger).</param>
@@ -80,16 +80,29 @@ public sealed class SimulatedGateway
 
     public async Task<GatewaySettings> SettingsAsync(CancellationToken cancellationToken = default)
     {
-        if (_cached is { } cached && Stopwatch.GetElapsedTime(cached.ReadAt) < SettingsRefresh)
+        if (Volatile.Read(ref _cached) is { } cached && Stopwatch.GetElapsedTime(cached.ReadAt) < SettingsRefresh)
         {
             return cached.Settings;
         }
 
+        var startedAt = Stopwatch.GetTimestamp();
         await using var connection = await _ledger.OpenAsync(cancellationToken);
         var row = await connection.QuerySingleAsync<(double FailureRate, long LatencyMs)>("SELECT failure_rate, latency_ms FROM gateway_settings WHERE id = 1");
-        var settings = new GatewaySettings(row.FailureRate, (int)row.LatencyMs);
-        _cached = new CachedSettings(settings, Stopwatch.GetTimestamp());
-        return settings;
+        var read = new CachedSettings(new GatewaySettings(row.FailureRate, (int)row.LatencyMs), startedAt);
+        // A change made here while this read was under way is newer than what it read: it stays.
+        while (true)
+        {
+            var current = Volatile.Read(ref _cached);
+            if (current is not null && current.ReadAt >= startedAt)
+            {
+                return current.Settings;
+            }
+
+            if (Interlocked.CompareExchange(ref _cached, read, current) == current)
+            {
+                return read.Settings;
+            }
+        }
     }
 
     public async Task UpdateSettingsAsync(GatewaySettings settings, CancellationToken cancellationToken = default)
@@ -97,7 +110,7 @@ public sealed class SimulatedGateway
         ArgumentNullException.ThrowIfNull(settings);
         await using var connection = await _ledger.OpenAsync(cancellationToken);
         await connection.ExecuteAsync("UPDATE gateway_settings SET failure_rate = @FailureRate, latency_ms = @LatencyMs WHERE id = 1", settings);
-        _cached = new CachedSettings(settings, Stopwatch.GetTimestamp());
+        Volatile.Write(ref _cached, new CachedSettings(settings, Stopwatch.GetTimestamp()));
     }
 
     public async Task<Charge> ChargeAsync(string orderId, decimal amount, CancellationToken cancellationToken)
