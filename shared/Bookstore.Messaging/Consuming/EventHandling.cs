@@ -40,6 +40,9 @@ public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox
 
     public required long Offset { get; init; }
 
+    /// <summary>When this service's consumer fetched the event from Kafka.</summary>
+    public DateTimeOffset FetchedAt { get; init; }
+
     /// <summary>Runs <paramref name="action"/> once the batch's transaction committed (e.g. waking a
     /// worker for what the handler recorded: woken earlier, it might look before the rows exist).</summary>
     public void AfterCommit(Action action) =>

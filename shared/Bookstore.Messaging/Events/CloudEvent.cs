@@ -32,6 +32,34 @@ public sealed record CloudEvent
     [JsonPropertyName("traceparent")]
     public string? TraceParent { get; init; }
 
+    /// <summary>Extension: the id of the event whose handling wrote this one; absent when an HTTP
+    /// request or a timer wrote it.</summary>
+    [JsonPropertyName("causationid")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? CausationId { get; init; }
+
+    /// <summary>Extension: when the writing service's consumer fetched that cause from Kafka.</summary>
+    [JsonPropertyName("causefetchedat")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? CauseFetchedAt { get; init; }
+
+    /// <summary>Extension, when pending work (a charge, an email) wrote the event: when the handler
+    /// of the cause recorded that work.</summary>
+    [JsonPropertyName("workqueuedat")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? WorkQueuedAt { get; init; }
+
+    /// <summary>Extension, with <see cref="WorkQueuedAt"/>: when the worker began the external call.</summary>
+    [JsonPropertyName("workstartedat")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? WorkStartedAt { get; init; }
+
+    /// <summary>Extension stamped by the outbox relay as it hands the record to the Kafka client (0.9
+    /// records carry no timestamp); never in the stored outbox row, so each publication has its own.</summary>
+    [JsonPropertyName("publishedat")]
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public DateTimeOffset? PublishedAt { get; init; }
+
     [JsonPropertyName("data")]
     public JsonElement Data { get; init; }
 }
