@@ -36,6 +36,7 @@ public static class OrdersApi
         HttpContext http,
         ServiceDatabase database,
         Outbox outbox,
+        OrderMetrics metrics,
         CancellationToken cancellationToken)
     {
         if (Validate(request, idempotencyKey) is { Count: > 0 } errors)
@@ -87,6 +88,7 @@ public static class OrdersApi
         if (placed is not null)
         {
             outbox.Committed();
+            metrics.Placed();
             return TypedResults.Accepted($"/orders/{placed.Id}", placed);
         }
 

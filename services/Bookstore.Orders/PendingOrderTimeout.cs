@@ -14,7 +14,7 @@ public sealed class OrderOptions
 }
 
 /// <summary>No order stays Pending for ever.</summary>
-public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox, OrderOptions options, ILogger<PendingOrderTimeout> logger) : BackgroundService
+public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox, OrderOptions options, OrderMetrics metrics, ILogger<PendingOrderTimeout> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -58,6 +58,9 @@ public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox,
         if (expired.Count > 0)
         {
             outbox.Committed();
+            // Pending for longer than the timeout; by how much more, this query does not read.
+            metrics.Decided("cancelled", "timeout", sincePlaced: null, expired.Count);
+
             logger.LogWarning("Cancelled {Count} order(s) pending for more than {Timeout}", expired.Count, options.PendingTimeout);
         }
     }

@@ -24,6 +24,7 @@ builder.AddMessaging(ConsumerGroups.Orders, OrderStore.Schema, consumers => cons
     .Prune<OrderHistoryPruneStep>()
     .Prune<IdempotencyKeysPruneStep>());
 builder.Services.AddSingleton(builder.Configuration.GetSection("Orders").Get<OrderOptions>() ?? new OrderOptions());
+builder.Services.AddSingleton<OrderMetrics>();
 builder.Services.AddHostedService<PendingOrderTimeout>();
 builder.Services.AddSingleton<CatalogReadiness>();
 builder.Services.AddHealthChecks().AddCheck<CatalogReadiness>("catalog");

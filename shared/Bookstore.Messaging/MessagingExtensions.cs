@@ -34,6 +34,8 @@ public static class MessagingExtensions
         services.AddSingleton<KafkaProducer>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<Outbox.Outbox>();
+        services.AddMetrics();
+        services.TryAddSingleton<Telemetry.MessagingMetrics>();
         services.AddSingleton<OutboxRelay>();
         services.AddHostedService(sp => sp.GetRequiredService<OutboxRelay>());
         services.AddSingleton<KafkaHealthCheck>();
@@ -71,6 +73,8 @@ public static class MessagingExtensions
         }
 
         services.AddSingleton<Pruner>();
+        services.AddMetrics();
+        services.TryAddSingleton<Telemetry.MessagingMetrics>();
         services.AddSingleton<BatchProcessor>();
         services.AddSingleton<ConsumerHost>();
         return services;

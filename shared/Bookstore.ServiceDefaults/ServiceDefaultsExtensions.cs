@@ -10,7 +10,8 @@ using Scalar.AspNetCore;
 namespace Bookstore.ServiceDefaults;
 
 /// <summary>What every service shares: loopback binding, problem details, request limits, health
-/// endpoints and the OpenAPI document with a browsable page.</summary>
+/// endpoints, telemetry (<see cref="Telemetry"/>: traces, metrics at <c>/metrics</c>, trace ids in
+/// logs) and the OpenAPI document with a browsable page.</summary>
 public static class ServiceDefaultsExtensions
 {
     /// <summary>Large enough for an order of 50 lines; anything bigger is refused with 413.</summary>
@@ -36,6 +37,7 @@ public static class ServiceDefaultsExtensions
         builder.Services.AddOpenApi(options => options.AddAdminKeySecurity());
         builder.Services.AddHealthChecks()
             .AddCheck("self", () => HealthCheckResult.Healthy(), [LiveTag]);
+        builder.AddTelemetry();
         return builder;
     }
 
@@ -49,6 +51,7 @@ public static class ServiceDefaultsExtensions
         app.UseStatusCodePages();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) });
         app.MapHealthChecks("/health/ready");
+        app.MapMetrics();
         if (app.Services.GetService<OutboxRelay>() is not null)
         {
             app.MapOutboxApi();

@@ -27,6 +27,7 @@ public sealed class BatchProcessorTests : IDisposable
 
         var handled = await processor.ProcessWithRetriesAsync(
             [Record(0, placed.Key, placed.Value), Record(1, placed.Key, placed.Value), Record(2, "ORD-2", "<not an event>")],
+            DateTimeOffset.UtcNow,
             CancellationToken.None);
 
         Assert.True(handled);
@@ -55,6 +56,8 @@ public sealed class BatchProcessorTests : IDisposable
             .AddSingleton(new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>())
             .AddSingleton<RecordOrder>()
             .AddSingleton<Pruner>()
+            .AddMetrics()
+            .AddSingleton<Bookstore.Messaging.Telemetry.MessagingMetrics>()
             .AddSingleton<BatchProcessor>()
             .BuildServiceProvider();
     }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using System.Text.Json;
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
@@ -9,6 +10,7 @@ using Bookstore.Messaging.Consuming;
 using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Outbox;
 using Bookstore.Messaging.Storage;
+using Bookstore.Messaging.Telemetry;
 using Confluent.Kafka;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -129,7 +131,8 @@ internal static class BenchCommand
         }, cancellationToken);
 
         using var producer = new KafkaProducer(options, NullLogger<KafkaProducer>.Instance);
-        using var relay = new OutboxRelay(database, producer, new OutboxSignal(), options, NullLogger<OutboxRelay>.Instance);
+        await using var metrics = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        using var relay = new OutboxRelay(database, producer, new OutboxSignal(), options, new MessagingMetrics(metrics.GetRequiredService<IMeterFactory>(), database, options), NullLogger<OutboxRelay>.Instance);
         var clock = Stopwatch.StartNew();
         await relay.StartAsync(cancellationToken);
         Require(await Poll.UntilAsync(() => relay.Published >= count, TimeSpan.FromMinutes(5), TimeSpan.FromMilliseconds(20), cancellationToken), "the relay published everything");

@@ -2,6 +2,8 @@ using System.Text.Json;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
+using Bookstore.Messaging.Telemetry;
+using System.Diagnostics;
 using Confluent.Kafka;
 using Dapper;
 using System.Data.Common;
@@ -23,6 +25,7 @@ public sealed partial class BatchProcessor(
     Outbox.Outbox outbox,
     MessagingOptions options,
     Pruner pruner,
+    MessagingMetrics metrics,
     ILogger<BatchProcessor> logger)
 {
     private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
@@ -51,14 +54,15 @@ public sealed partial class BatchProcessor(
 
     /// <summary>Retries a batch whose transaction failed as a whole (e.g. the database was
     /// unavailable): its offsets are not stored, so nothing is skipped. False when stopping first.</summary>
-    public async Task<bool> ProcessWithRetriesAsync(List<ConsumeResult<byte[], byte[]>> batch, CancellationToken stoppingToken)
+    /// <param name="fetchedAt">When the consumer fetched the batch (each event's journey records it).</param>
+    public async Task<bool> ProcessWithRetriesAsync(List<ConsumeResult<byte[], byte[]>> batch, DateTimeOffset fetchedAt, CancellationToken stoppingToken)
     {
         var delay = TimeSpan.FromMilliseconds(100);
         while (true)
         {
             try
             {
-                await ProcessBatchAsync(batch);
+                await ProcessBatchAsync(batch, fetchedAt);
                 return true;
             }
 #pragma warning disable CA1031 // The transaction failed as a whole, whatever the cause: its offsets are not stored, so it is retried, never skipped.
@@ -82,14 +86,17 @@ public sealed partial class BatchProcessor(
     /// duplicate within the batch), then each new event handled in a savepoint of its own, so a
     /// failing handler is retried, and finally dead-lettered, without undoing its neighbours.
     /// The counters move only once the transaction committed.</summary>
-    private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch)
+    private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch, DateTimeOffset fetchedAt)
     {
+        var started = Stopwatch.GetTimestamp();
         var rememberedSince = DateTimeOffset.UtcNow - _rememberedFor;
         var messages = batch.Select(r => RefuseIfTooOld(Read(r), rememberedSince)).ToList();
         var afterCommit = new List<Action>();
+        var outcomes = new Dictionary<(string Topic, string Type, string Outcome), int>();
         var (handled, deadLettered) = await database.WriteAsync(async transaction =>
         {
             afterCommit.Clear();
+            outcomes.Clear();
             var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
             using var savepoint = new Savepoint(transaction, "message");
             var outcome = (Handled: 0, DeadLettered: 0);
@@ -99,17 +106,24 @@ public sealed partial class BatchProcessor(
                 {
                     await DeadLetterAsync(transaction, message, poison, attempts: 1);
                     outcome.DeadLettered++;
+                    Count(outcomes, message, "dead_lettered");
                 }
                 else if (fresh.Remove(message.Event!.Id))
                 {
-                    if (await HandleWithRetriesAsync(transaction, savepoint, message, afterCommit))
+                    if (await HandleWithRetriesAsync(transaction, savepoint, message, fetchedAt, afterCommit))
                     {
                         outcome.Handled++;
+                        Count(outcomes, message, "handled");
                     }
                     else
                     {
                         outcome.DeadLettered++;
+                        Count(outcomes, message, "dead_lettered");
                     }
+                }
+                else if (message.HasHandlers)
+                {
+                    Count(outcomes, message, "duplicate");
                 }
             }
 
@@ -117,10 +131,17 @@ public sealed partial class BatchProcessor(
         });
         Interlocked.Add(ref _processed, handled);
         Interlocked.Add(ref _deadLettered, deadLettered);
+        metrics.RecordBatch(Stopwatch.GetElapsedTime(started), batch.Count, outcomes.Select(o => (o.Key, o.Value)));
         foreach (var action in afterCommit.Distinct())
         {
             action();
         }
+    }
+
+    private static void Count(Dictionary<(string, string, string), int> outcomes, IncomingMessage message, string outcome)
+    {
+        var key = (message.Topic, message.Event?.Type ?? "unreadable", outcome);
+        outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
     }
 
     private IncomingMessage Read(ConsumeResult<byte[], byte[]> result)
@@ -168,9 +189,13 @@ public sealed partial class BatchProcessor(
 
     /// <summary>True when handled; false when it failed every attempt and was dead-lettered
     /// (it stays recorded as processed: the dead letter is its outcome).</summary>
-    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint savepoint, IncomingMessage message, List<Action> afterCommit)
+    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint savepoint, IncomingMessage message, DateTimeOffset fetchedAt, List<Action> afterCommit)
     {
         var attempts = 0;
+        var cloudEvent = message.Event!;
+        var started = Stopwatch.GetTimestamp();
+        using var span = MessagingTelemetry.StartProcess(cloudEvent, message.Topic, message.Result.Partition.Value, message.Result.Offset.Value, options.GroupId);
+        using var cause = EventCause.Enter(new EventCause(cloudEvent.Id, fetchedAt, span?.Id ?? cloudEvent.TraceParent));
         try
         {
             await _messageRetry.ExecuteAsync(
@@ -180,7 +205,7 @@ public sealed partial class BatchProcessor(
                     savepoint.Begin();
                     try
                     {
-                        await InvokeHandlersAsync(transaction, message, afterCommit);
+                        await InvokeHandlersAsync(transaction, message, fetchedAt, afterCommit);
                         savepoint.Release();
                     }
                     catch
@@ -190,16 +215,19 @@ public sealed partial class BatchProcessor(
                     }
                 },
                 CancellationToken.None);
+            metrics.RecordProcess(Stopwatch.GetElapsedTime(started), message.Topic, cloudEvent.Type, failed: false);
             return true;
         }
         catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
         {
+            MessagingTelemetry.Fail(span, e);
+            metrics.RecordProcess(Stopwatch.GetElapsedTime(started), message.Topic, cloudEvent.Type, failed: true);
             await DeadLetterAsync(transaction, message, e, attempts);
             return false;
         }
     }
 
-    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message, List<Action> afterCommit)
+    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message, DateTimeOffset fetchedAt, List<Action> afterCommit)
     {
         var (cloudEvent, definition) = (message.Event!, message.Definition!);
         var data = EventSerializer.ReadData(cloudEvent, definition);
@@ -209,6 +237,7 @@ public sealed partial class BatchProcessor(
             Topic = message.Topic,
             Partition = message.Result.Partition.Value,
             Offset = message.Result.Offset.Value,
+            FetchedAt = fetchedAt,
         };
         foreach (var handle in message.Handlers)
         {

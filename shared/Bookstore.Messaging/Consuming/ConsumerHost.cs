@@ -15,6 +15,7 @@ public sealed partial class ConsumerHost(
     BatchProcessor processor,
     Outbox.Outbox outbox,
     MessagingOptions options,
+    Telemetry.MessagingMetrics metrics,
     ILogger<ConsumerHost> logger) : BackgroundService
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
@@ -56,8 +57,11 @@ public sealed partial class ConsumerHost(
                     continue;
                 }
 
+                // One time for the batch: it was taken from librdkafka's queue all at once, just now.
+                var fetchedAt = DateTimeOffset.UtcNow;
+
                 // The batch in hand is finished even when shutdown begins meanwhile.
-                if (!await processor.ProcessWithRetriesAsync(batch, stoppingToken))
+                if (!await processor.ProcessWithRetriesAsync(batch, fetchedAt, stoppingToken))
                 {
                     break;
                 }
@@ -124,7 +128,9 @@ public sealed partial class ConsumerHost(
     {
         try
         {
-            var verdict = _fetchStalls.Observe(PartitionFetchStatistics.Parse(json), Assignment);
+            var partitions = PartitionFetchStatistics.Parse(json);
+            metrics.ReportLag(partitions);
+            var verdict = _fetchStalls.Observe(partitions, Assignment);
             Interlocked.Increment(ref _fetchStatisticsSamples);
             if (!ReferenceEquals(verdict, FetchStallVerdict.None))
             {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Telemetry;
 
 namespace Bookstore.Messaging.Events;
 
@@ -9,9 +10,11 @@ public static class EventSerializer
 {
     public static JsonSerializerOptions Options { get; } = new(JsonSerializerDefaults.Web);
 
-    /// <summary>The record for Kafka: the key from the catalog, the CloudEvent as the value.</summary>
+    /// <summary>The record for Kafka: the key from the catalog, the CloudEvent as the value, which
+    /// carries the current trace context and the event being handled (<see cref="EventCause"/>).</summary>
     public static EventRecord Serialize(EventDefinition definition, object data, string source)
     {
+        var cause = EventCause.Current;
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(data);
         var cloudEvent = new CloudEvent
@@ -22,6 +25,10 @@ public static class EventSerializer
             Time = DateTimeOffset.UtcNow,
             Subject = definition.SubjectOf(data),
             TraceParent = Activity.Current?.Id,
+            CausationId = cause?.EventId,
+            CauseFetchedAt = cause?.FetchedAt,
+            WorkQueuedAt = cause?.WorkQueuedAt,
+            WorkStartedAt = cause?.WorkStartedAt,
             Data = JsonSerializer.SerializeToElement(data, definition.ClrType, Options),
         };
         return new EventRecord(cloudEvent.Id, definition.Topic.Name, definition.KeyOf(data), JsonSerializer.Serialize(cloudEvent, Options));

@@ -1,5 +1,6 @@
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging.Events;
+using Bookstore.Messaging.Telemetry;
 using Dapper;
 using System.Data.Common;
 
@@ -13,7 +14,11 @@ public sealed class Outbox(MessagingOptions options, OutboxSignal signal)
     public async Task<EventRecord> AddAsync<T>(DbTransaction transaction, T data)
         where T : class
     {
-        var record = EventSerializer.Serialize(EventCatalog.For<T>(), data, options.ServiceName);
+        var definition = EventCatalog.For<T>();
+        // Started first: the serializer writes the current span's context as the event's traceparent.
+        using var span = MessagingTelemetry.StartCreate(definition.Topic.Name, definition.TypeName);
+        var record = EventSerializer.Serialize(definition, data, options.ServiceName);
+        MessagingTelemetry.Created(span, record.EventId);
         await AddRecordAsync(transaction, record);
         return record;
     }

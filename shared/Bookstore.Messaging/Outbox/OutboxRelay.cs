@@ -1,6 +1,8 @@
 using System.Text.Json;
 using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
+using Bookstore.Messaging.Telemetry;
+using System.Diagnostics;
 using Confluent.Kafka;
 using Dapper;
 using Microsoft.Extensions.Hosting;
@@ -28,6 +30,7 @@ public sealed partial class OutboxRelay(
     KafkaProducer producer,
     OutboxSignal signal,
     MessagingOptions options,
+    MessagingMetrics metrics,
     ILogger<OutboxRelay> logger) : BackgroundService
 {
     // On 0.9 the producer keeps one request in flight per broker (ordering without idempotence),
@@ -195,6 +198,11 @@ public sealed partial class OutboxRelay(
         }
 
         var client = producer.Producer;
+        // One time for the rows handed over together: they leave in the same few microseconds.
+        var handedOverAt = DateTimeOffset.UtcNow;
+        var handedOver = Stopwatch.GetTimestamp();
+        var publishedAt = PublishedAtAttribute(handedOverAt);
+        var tracing = MessagingTelemetry.RelaySource.HasListeners();
         for (var i = 0; i < rows.Count; i++)
         {
             var outcome = outcomes[i];
@@ -209,15 +217,24 @@ public sealed partial class OutboxRelay(
                 break;
             }
 
+            var row = rows[i];
             var message = new Message<string, string>
             {
-                Key = rows[i].Key,
-                Value = rows[i].Value,
-                Headers = ContentTypeHeader.For(producer.Capabilities, rows[i].Topic),
+                Key = row.Key,
+                Value = Stamp(row.Value, publishedAt),
+                Headers = ContentTypeHeader.For(producer.Capabilities, row.Topic),
             };
             void OnDelivery(DeliveryReport<string, string> report)
             {
                 outcome.Report(report.Error);
+                metrics.RecordPublishDuration(row.Topic, Stopwatch.GetElapsedTime(handedOver));
+                if (tracing)
+                {
+                    MessagingTelemetry.RecordPublish(
+                        row.Topic, row.Key, row.EventId, TraceParentOf(row.Value), handedOverAt,
+                        report.Partition.Value, report.Offset.Value, report.Error.IsError ? report.Error.Reason : null);
+                }
+
                 Settled();
             }
 
@@ -226,7 +243,7 @@ public sealed partial class OutboxRelay(
             {
                 try
                 {
-                    client.Produce(options.TopicName(rows[i].Topic), message, OnDelivery);
+                    client.Produce(options.TopicName(row.Topic), message, OnDelivery);
                     break;
                 }
                 catch (ProduceException<string, string> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
@@ -256,6 +273,33 @@ public sealed partial class OutboxRelay(
         }
 
         return outcomes;
+    }
+
+    /// <summary>The CloudEvent attribute saying when the relay handed the record to Kafka: 0.9
+    /// records carry no timestamp, and an order's journey needs this boundary as it happened.</summary>
+    internal static string PublishedAtAttribute(DateTimeOffset at) =>
+        $",\"publishedat\":\"{at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture)}\"}}";
+
+    /// <summary>A CloudEvent (as <see cref="EventSerializer"/> writes it) with <paramref name="publishedAt"/>
+    /// added as its last attribute; any other row (a dead letter, a notice) as it is.</summary>
+    internal static string Stamp(string value, string publishedAt) =>
+        value.StartsWith("{\"specversion\":", StringComparison.Ordinal) && value.EndsWith('}')
+            ? string.Concat(value.AsSpan(0, value.Length - 1), publishedAt)
+            : value;
+
+    /// <summary>The traceparent a CloudEvent row carries, found without parsing the whole event.</summary>
+    private static string? TraceParentOf(string value)
+    {
+        const string Attribute = "\"traceparent\":\"";
+        var start = value.IndexOf(Attribute, StringComparison.Ordinal);
+        if (start < 0)
+        {
+            return null;
+        }
+
+        start += Attribute.Length;
+        var end = value.IndexOf('"', start);
+        return end > start ? value[start..end] : null;
     }
 
     /// <summary>True once every report is in; false when the lease could not be kept meanwhile.</summary>
@@ -359,6 +403,15 @@ public sealed partial class OutboxRelay(
 
         Interlocked.Add(ref _published, delivered.Count);
         Interlocked.Add(ref _parked, parked.Count);
+        foreach (var topic in outcomes.Where(o => o.Result is DeliveryResult.Delivered).GroupBy(o => o.Row.Topic))
+        {
+            metrics.RecordPublished(topic.Key, topic.Count());
+        }
+
+        foreach (var outcome in parked)
+        {
+            metrics.RecordParked(outcome.Row.Topic);
+        }
     }
 
     /// <summary>Errors that say this record will never be accepted, however often it is sent.</summary>

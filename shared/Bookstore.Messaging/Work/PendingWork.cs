@@ -1,5 +1,7 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Bookstore.Messaging.Events;
+using Bookstore.Messaging.Telemetry;
 using Dapper;
 using System.Data.Common;
 
@@ -12,6 +14,25 @@ namespace Bookstore.Messaging.Work;
 public sealed record WorkItem(string Id, string Kind, string Key, string Payload, int Attempts, DateTimeOffset CreatedAt)
 {
     public T Read<T>() => JsonSerializer.Deserialize<T>(Payload, EventSerializer.Options)!;
+
+    /// <summary>The event whose handler recorded the work (its id, when it was fetched, the span
+    /// that handled it), kept in the payload beside the intent; null for work recorded otherwise.</summary>
+    public EventCause? Cause()
+    {
+        using var json = JsonDocument.Parse(Payload);
+        if (!json.RootElement.TryGetProperty(PendingWork.CauseProperty, out var cause))
+        {
+            return null;
+        }
+
+        return new EventCause(
+            cause.GetProperty("eventId").GetString()!,
+            cause.GetProperty("fetchedAt").GetDateTimeOffset(),
+            cause.TryGetProperty("traceParent", out var parent) ? parent.GetString() : null)
+        {
+            WorkQueuedAt = CreatedAt,
+        };
+    }
 }
 
 /// <summary>One row per intent in the service's database. The id is <c>kind:key</c>, so recording
@@ -38,6 +59,10 @@ public static class PendingWork
 
     public static string IdOf(string kind, string key) => $"{kind}:{key}";
 
+    /// <summary>Where the payload keeps the event that caused the work: a name no C# property has,
+    /// so reading the intent ignores it.</summary>
+    internal const string CauseProperty = "$cause";
+
     /// <summary>Records the intent in <paramref name="transaction"/>; false when it was already recorded.
     /// Call <see cref="PendingWorkSignal.Notify"/> once the transaction committed (a handler:
     /// <c>context.AfterCommit(signal.Notify)</c>): a worker woken earlier may look before the row is
@@ -49,8 +74,26 @@ public static class PendingWork
         var at = Storage.SqlDialect.Of(transaction).NowMilliseconds;
         return await transaction.Connection!.ExecuteAsync(
             $"INSERT INTO pending_work (id, kind, key, payload, next_attempt_at, created_at) VALUES (@id, @kind, @key, @payload, {at}, {at}) ON CONFLICT DO NOTHING",
-            new { id = IdOf(kind, key), kind, key, payload = JsonSerializer.Serialize(payload, EventSerializer.Options), now },
+            new { id = IdOf(kind, key), kind, key, payload = Serialize(payload), now },
             transaction) == 1;
+    }
+
+    /// <summary>The intent as JSON, with the event being handled (if any) beside it, so the events
+    /// the work writes name their cause and the work's span continues the handler's trace.</summary>
+    private static string Serialize<T>(T payload)
+    {
+        if (EventCause.Current is not { } cause || JsonSerializer.SerializeToNode(payload, EventSerializer.Options) is not JsonObject json)
+        {
+            return JsonSerializer.Serialize(payload, EventSerializer.Options);
+        }
+
+        json[CauseProperty] = new JsonObject
+        {
+            ["eventId"] = cause.EventId,
+            ["fetchedAt"] = cause.FetchedAt,
+            ["traceParent"] = cause.TraceParent,
+        };
+        return json.ToJsonString(EventSerializer.Options);
     }
 
     public static async Task<bool> ExistsAsync(DbTransaction transaction, string kind, string key)

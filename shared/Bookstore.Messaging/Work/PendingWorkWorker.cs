@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Threading.Channels;
 using Bookstore.Messaging.Storage;
+using Bookstore.Messaging.Telemetry;
 using Dapper;
 using System.Data.Common;
 using Microsoft.Extensions.DependencyInjection;
@@ -94,9 +95,15 @@ public sealed partial class PendingWorkWorker(
     private async Task CallAndReleaseAsync(WorkItem item, SemaphoreSlim slots, CancellationToken stoppingToken)
     {
         Outcome outcome;
+        var cause = item.Cause();
+        var startedAt = DateTimeOffset.UtcNow;
+        using var span = MessagingTelemetry.StartWork(item.Kind, cause?.TraceParent, item.Kind, item.Key);
+        // What the outcome writes names the event behind the work, when the work was recorded and
+        // when this call began, and continues the trace from this span.
+        var writing = cause is null ? null : cause with { WorkStartedAt = startedAt, TraceParent = span?.Id ?? cause.TraceParent };
         try
         {
-            outcome = new Outcome(item, Succeeded: true, await _handlers[item.Kind].CallAsync(item, stoppingToken), null);
+            outcome = new Outcome(item, Succeeded: true, await _handlers[item.Kind].CallAsync(item, stoppingToken), null) { Cause = writing };
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -106,7 +113,8 @@ public sealed partial class PendingWorkWorker(
         catch (Exception e)
 #pragma warning restore CA1031
         {
-            outcome = new Outcome(item, Succeeded: false, null, e.Message);
+            MessagingTelemetry.Fail(span, e);
+            outcome = new Outcome(item, Succeeded: false, null, e.Message) { Cause = writing };
         }
         finally
         {
@@ -242,6 +250,7 @@ public sealed partial class PendingWorkWorker(
 
         var handler = _handlers[item.Kind];
         var error = outcome.Error;
+        using var cause = EventCause.Enter(outcome.Cause);
         if (outcome.Succeeded)
         {
             savepoint.Begin();
@@ -302,6 +311,8 @@ public sealed partial class PendingWorkWorker(
     private sealed record Outcome(WorkItem Item, bool Succeeded, object? Result, string? Error)
     {
         public bool Released { get; init; }
+
+        public EventCause? Cause { get; init; }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Pending work {Id}: attempt {Attempts} failed: {Error}; trying again later")]
