@@ -285,6 +285,35 @@ public sealed partial class DeploymentFilesTests
         Assert.Matches(@"^kafbat/kafka-ui:v\d+\.\d+\.\d+$", (string)ui["image"]);
     }
 
+    [Fact]
+    public void Compose_runs_a_pinned_otel_lgtm_whose_only_published_port_is_grafana_on_loopback()
+    {
+        var lgtm = Map(Map(Compose()["services"])["otel-lgtm"]);
+        Assert.Matches(@"^grafana/otel-lgtm:\d+\.\d+\.\d+$", (string)lgtm["image"]);
+        // Grafana's UI on the host's loopback; the collector's OTLP ports stay inside the compose network.
+        Assert.Equal(["127.0.0.1:3000:3000"], List(lgtm["ports"]).Cast<string>());
+        Assert.Equal(["4317", "4318"], List(lgtm["expose"]).Cast<string>().Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void Compose_services_export_traces_metrics_and_logs_over_otlp_http_to_otel_lgtm_under_their_own_names()
+    {
+        var services = Map(Compose()["services"]);
+        var lgtmPorts = List(Map(services["otel-lgtm"])["expose"]).Cast<string>().ToList();
+        foreach (var name in ServiceNames)
+        {
+            var service = Map(services[name]);
+            var environment = Map(service["environment"]);
+            var endpoint = new Uri((string)environment["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+            // OTLP/HTTP's port, on the backend's compose service name; the exporter appends /v1/traces and so on.
+            Assert.Equal(("http", "otel-lgtm", 4318, "/"), (endpoint.Scheme, endpoint.Host, endpoint.Port, endpoint.AbsolutePath));
+            Assert.Contains(endpoint.Port.ToString(CultureInfo.InvariantCulture), lgtmPorts);
+            Assert.Equal("http/protobuf", environment["OTEL_EXPORTER_OTLP_PROTOCOL"]);
+            Assert.Equal(name, environment["OTEL_SERVICE_NAME"]);
+            Assert.Equal("service_started", Map(Map(service["depends_on"])["otel-lgtm"])["condition"]);
+        }
+    }
+
     private static readonly string[] OtherDefaultComposeFiles = ["compose.yml", "docker-compose.yml", "docker-compose.yaml"];
 
     [Fact]
@@ -386,6 +415,23 @@ public sealed partial class DeploymentFilesTests
             Assert.True(Map(resources["requests"]).ContainsKey("memory") && Map(resources["limits"]).ContainsKey("memory"), $"{name} requests and limits its memory");
             Assert.Contains(documents, d => (string)d["kind"] == "Service" && (string)Map(d["metadata"])["name"] == name);
         }
+    }
+
+    [Fact]
+    public void Kubernetes_services_export_telemetry_only_to_an_otlp_endpoint_given_in_an_optional_config_map()
+    {
+        foreach (var name in ServiceNames)
+        {
+            var container = Container(Deployment(name));
+            var endpoint = List(container["env"]).Select(Map).Single(e => (string)e["name"] == "OTEL_EXPORTER_OTLP_ENDPOINT");
+            Assert.False(endpoint.ContainsKey("value"), $"{name} names no OTLP endpoint of its own");
+            var reference = Map(Map(endpoint["valueFrom"])["configMapKeyRef"]);
+            Assert.Equal(("bookstore-telemetry", "otlp-endpoint", "true"), ((string)reference["name"], (string)reference["key"], (string)reference["optional"]));
+            Assert.Equal("http/protobuf", Values(container)["OTEL_EXPORTER_OTLP_PROTOCOL"]);
+        }
+
+        // No backend here, and no ConfigMap: without one the pods start and export nothing.
+        Assert.DoesNotContain(Manifests(), d => (string)d["kind"] == "ConfigMap" && (string)Map(d["metadata"])["name"] == "bookstore-telemetry");
     }
 
     [Fact]
