@@ -22,10 +22,12 @@ public static class OrdersApi
 
     public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
     {
+        // The collection's own routes outside the group: a group's "" route is "/orders/", which
+        // would name the request span and the OpenAPI path with a trailing slash.
+        app.MapPost("/orders", PlaceOrder).WithTags("Orders").WithSummary("Place an order; 202 once it is stored and its OrderPlaced event is in the outbox");
+        app.MapGet("/orders", ListOrders).WithTags("Orders").WithSummary("A customer's orders, newest first");
         var orders = app.MapGroup("/orders").WithTags("Orders");
-        orders.MapPost("/", PlaceOrder).WithSummary("Place an order; 202 once it is stored and its OrderPlaced event is in the outbox");
         orders.MapGet("/{id}", GetOrder).WithSummary("An order with its status and history");
-        orders.MapGet("/", ListOrders).WithSummary("A customer's orders, newest first");
         orders.MapGet("/stats", GetStats).WithSummary("How many orders were placed, confirmed, cancelled; the revenue");
         return app;
     }

@@ -37,7 +37,7 @@ public sealed class TracingTests(KafkaClusterFixture fixture)
     private static readonly (string Name, string Service, EventDefinition Emits)[] PendingWork =
     [
         ("charge", ConsumerGroups.Payments, EventCatalog.PaymentSucceeded),
-        ("send email", ConsumerGroups.Notifications, EventCatalog.NotificationSent),
+        ("email", ConsumerGroups.Notifications, EventCatalog.NotificationSent),
     ];
 
     private static readonly string[] DumpedAttributes = ["messaging.message.id", "cloudevents.event_type", "messaging.consumer.group.name", "messaging.destination.partition.id", "messaging.kafka.offset"];
