@@ -48,10 +48,7 @@ public static class MessagingTelemetry
         var activity = Source.StartActivity($"create {topic}", ActivityKind.Producer, parent);
         if (activity is { IsAllDataRequested: true })
         {
-            activity.SetTag(System, "kafka");
-            activity.SetTag(Destination, topic);
-            activity.SetTag(OperationType, "create");
-            activity.SetTag(OperationName, "create");
+            SetOperation(activity, topic, "create", "create");
             activity.SetTag(EventType, eventType);
         }
 
@@ -79,13 +76,9 @@ public static class MessagingTelemetry
         var activity = Source.StartActivity($"process {topic}", ActivityKind.Consumer, ParentOf(cloudEvent.TraceParent));
         if (activity is { IsAllDataRequested: true })
         {
-            activity.SetTag(System, "kafka");
-            activity.SetTag(Destination, topic);
-            activity.SetTag(OperationType, "process");
-            activity.SetTag(OperationName, "process");
+            SetOperation(activity, topic, "process", "process");
             activity.SetTag(ConsumerGroup, group);
-            activity.SetTag(PartitionId, partition.ToString(global::System.Globalization.CultureInfo.InvariantCulture));
-            activity.SetTag(Offset, offset);
+            SetPosition(activity, partition, offset);
             activity.SetTag(MessageId, cloudEvent.Id);
             activity.SetTag(EventId, cloudEvent.Id);
             activity.SetTag(EventType, cloudEvent.Type);
@@ -130,16 +123,12 @@ public static class MessagingTelemetry
             return;
         }
 
-        activity.SetTag(System, "kafka");
-        activity.SetTag(Destination, topic);
-        activity.SetTag(OperationType, "send");
-        activity.SetTag(OperationName, "publish");
+        SetOperation(activity, topic, "send", "publish");
         activity.SetTag(MessageId, eventId);
         activity.SetTag(MessageKey, key);
         if (partition >= 0)
         {
-            activity.SetTag(PartitionId, partition.ToString(global::System.Globalization.CultureInfo.InvariantCulture));
-            activity.SetTag(Offset, offset);
+            SetPosition(activity, partition, offset);
         }
 
         if (error is not null)
@@ -162,6 +151,20 @@ public static class MessagingTelemetry
         {
             activity.SetTag(ErrorType, error.GetType().FullName);
         }
+    }
+
+    private static void SetOperation(Activity activity, string topic, string type, string name)
+    {
+        activity.SetTag(System, "kafka");
+        activity.SetTag(Destination, topic);
+        activity.SetTag(OperationType, type);
+        activity.SetTag(OperationName, name);
+    }
+
+    private static void SetPosition(Activity activity, int partition, long offset)
+    {
+        activity.SetTag(PartitionId, partition.ToString(global::System.Globalization.CultureInfo.InvariantCulture));
+        activity.SetTag(Offset, offset);
     }
 
     private static ActivityContext ParentOf(string? traceParent) =>
