@@ -87,7 +87,7 @@ public static class AnalyticsApi
         public int Transactions { get; set; }
     }
 
-    private sealed record Replayed(string EventId, string Topic, EventDefinition Definition, object Data, DateTimeOffset Time);
+    private sealed record Replayed(CloudEvent Event, string Topic, int Partition, long Offset, EventDefinition Definition, object Data);
 
     private static async Task ReadAllAsync(ServiceDatabase database, MessagingOptions options, int batchSize, TimeSpan deadline, ReplayProgress progress, CancellationToken cancellationToken)
     {
@@ -140,7 +140,7 @@ public static class AnalyticsApi
                 continue;
             }
 
-            batch.Add(new Replayed(cloudEvent.Id, options.LogicalTopicName(result.Topic), definition, data, cloudEvent.Time));
+            batch.Add(new Replayed(cloudEvent, options.LogicalTopicName(result.Topic), result.Partition.Value, result.Offset.Value, definition, data));
             progress.Read++;
             if (batch.Count >= batchSize)
             {
@@ -164,7 +164,7 @@ public static class AnalyticsApi
                 var recorded = 0;
                 foreach (var e in batch)
                 {
-                    recorded += await AnalyticsStore.RecordAsync(transaction, e.EventId, e.Topic, e.Definition, e.Data, e.Time) ? 1 : 0;
+                    recorded += await AnalyticsStore.RecordAsync(transaction, e.Event, e.Topic, e.Partition, e.Offset, e.Definition, e.Data) ? 1 : 0;
                 }
 
                 return recorded;

@@ -1,6 +1,7 @@
 using Bookstore.Analytics;
 using Bookstore.Analytics.Dashboard;
 using Bookstore.Analytics.Data;
+using Bookstore.Analytics.Journeys;
 using Bookstore.Contracts;
 using Bookstore.Messaging;
 using Bookstore.ServiceDefaults;
@@ -22,5 +23,6 @@ var app = builder.Build();
 app.MapDefaultEndpoints(apiPageAtRoot: false);
 app.MapDashboard();
 app.MapAnalyticsApi();
+app.MapJourneyApi();
 app.Run();
 return 0;

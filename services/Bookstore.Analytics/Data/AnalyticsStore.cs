@@ -1,5 +1,7 @@
+using Bookstore.Analytics.Journeys;
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
 using Dapper;
 using System.Data.Common;
@@ -71,7 +73,7 @@ public static class AnalyticsStore
         CREATE TABLE IF NOT EXISTS fold_watermark (
             id INTEGER PRIMARY KEY CHECK (id = 1),
             folded_before TEXT NOT NULL);
-        """;
+        """ + JourneyStore.Schema;
 
     private const string FactsLock = "analytics:facts";
 
@@ -79,8 +81,21 @@ public static class AnalyticsStore
     private static string OrdersAt(string type) =>
         $"CAST((SELECT coalesce(sum(orders), 0) FROM rollup_orders WHERE type = {type}) + (SELECT count(DISTINCT order_id) FROM facts WHERE type = {type}) AS BIGINT)";
 
+    /// <summary>Records the event's fact and, for an event of an order, its row of the order's
+    /// journey (where it was read, its timestamps); false when it was there already, or older than
+    /// the latest fold.</summary>
+    public static Task<bool> RecordAsync(DbTransaction transaction, CloudEvent cloudEvent, string topic, int partition, long offset, EventDefinition definition, object data)
+    {
+        ArgumentNullException.ThrowIfNull(cloudEvent);
+        var journey = JourneyEvent.OrderIdOf(data) is { } journeyOrderId ? JourneyEvent.From(cloudEvent, journeyOrderId, topic, partition, offset) : null;
+        return RecordAsync(transaction, cloudEvent.Id, topic, definition, data, cloudEvent.Time, journey);
+    }
+
     /// <summary>Records the event's fact; false when it was there already, or older than the latest fold.</summary>
-    public static async Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at)
+    public static Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at) =>
+        RecordAsync(transaction, eventId, topic, definition, data, at, journey: null);
+
+    private static async Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at, JourneyEvent? journey)
     {
         var (orderId, amount) = data switch
         {
@@ -98,15 +113,25 @@ public static class AnalyticsStore
         // Beside other recorders, never during a fold: a fold that deletes this event's fact and
         // raises the watermark must either be seen whole or not have started.
         await SqlDialect.Of(transaction).ShareAsync(transaction, FactsLock);
-        var inserted = await transaction.Connection!.ExecuteAsync(
-            """
+        var parameters = new DynamicParameters(new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToUniversalTime().ToString("O") });
+        if (journey is not null)
+        {
+            parameters.AddDynamicParams(JourneyStore.Parameters(journey));
+        }
+
+        // The journey's row rides in the fact's command (no round trip of its own). The fact's
+        // statement comes last: a batch's scalar is its first result, which only RETURNING gives.
+        var inserted = await transaction.Connection!.ExecuteScalarAsync<int?>(
+            $"""
+            {(journey is null ? string.Empty : JourneyStore.InsertSql + ";")}
             INSERT INTO facts (event_id, topic, type, order_id, amount_cents, at)
             SELECT @eventId, @topic, @type, @orderId, @cents, @at
             WHERE @at >= coalesce((SELECT folded_before FROM fold_watermark), '')
             ON CONFLICT DO NOTHING
+            RETURNING 1
             """,
-            new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToUniversalTime().ToString("O") },
-            transaction);
+            parameters,
+            transaction) ?? 0;
         if (inserted == 1 && data is BookPriceChanged or BookAvailabilityChanged)
         {
             // Both carry the book's whole state, and a book's events stay in order on its partition.
@@ -212,7 +237,8 @@ public static class AnalyticsStore
                 LIMIT @limit)
         """;
 
-    /// <summary>Folds into the roll-ups, and deletes, the facts of at most <paramref name="limit"/>
+    /// <summary>Folds into the roll-ups, and deletes (with their journey rows: each was recorded with
+    /// its fact, under the same watermark), the facts of at most <paramref name="limit"/>
     /// orders whose every fact is older than <paramref name="before"/>, then as many facts of no order
     /// (the catalog's) as the limit leaves room for; returns how many orders and facts of no order it took.</summary>
     /// <remarks>A whole order at a time: an order is then counted once per step, in the roll-up or
@@ -254,6 +280,7 @@ public static class AnalyticsStore
                 SELECT s.isbn, sum(s.quantity), sum(s.amount_cents) FROM {folding} g JOIN sold_lines s ON s.event_id = g.event_id WHERE true GROUP BY s.isbn
                 ON CONFLICT (isbn) DO UPDATE SET quantity = rollup_books.quantity + excluded.quantity, amount_cents = rollup_books.amount_cents + excluded.amount_cents;
             DELETE FROM sold_lines WHERE event_id IN (SELECT event_id FROM {folding});
+            DELETE FROM journey_events WHERE event_id IN (SELECT event_id FROM {folding});
             DELETE FROM facts WHERE event_id IN (SELECT event_id FROM {folding});
             DELETE FROM {folding};
             """,

@@ -1,0 +1,139 @@
+using System.Data.Common;
+using System.Globalization;
+using Bookstore.Contracts.Events;
+using Bookstore.Messaging.Storage;
+using Dapper;
+
+namespace Bookstore.Analytics.Journeys;
+
+/// <summary>The journey's record of each event of an order, one row per event id, written with its
+/// fact (<see cref="Data.AnalyticsStore.RecordAsync(DbTransaction, Bookstore.Messaging.Events.CloudEvent, string, int, long, EventDefinition, object)"/>)
+/// and folded away with it.</summary>
+public static class JourneyStore
+{
+    /// <remarks>Timestamps are ISO-8601 UTC text, as everywhere in the suite's schemas: they sort in
+    /// time order and read back to the tick.</remarks>
+    public const string Schema = """
+        CREATE TABLE IF NOT EXISTS journey_events (
+            event_id TEXT PRIMARY KEY,
+            order_id TEXT NOT NULL,
+            type TEXT NOT NULL,
+            source TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            kafka_partition INTEGER NOT NULL,
+            kafka_offset INTEGER NOT NULL,
+            written_at TEXT NOT NULL,
+            published_at TEXT,
+            causation_id TEXT,
+            cause_fetched_at TEXT,
+            work_queued_at TEXT,
+            work_started_at TEXT,
+            trace_id TEXT) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS journey_events_by_order ON journey_events (order_id, written_at);
+        """;
+
+    /// <summary>The row of one event, under the same rule as its fact: nothing older than the
+    /// latest fold (it may have been folded already), nothing twice. Sent in one command with the
+    /// fact's statement, so it costs no round trip of its own.</summary>
+    public const string InsertSql = """
+        INSERT INTO journey_events (event_id, order_id, type, source, topic, kafka_partition, kafka_offset, written_at,
+                                    published_at, causation_id, cause_fetched_at, work_queued_at, work_started_at, trace_id)
+        SELECT @eventId, @journeyOrderId, @type, @journeySource, @topic, @journeyPartition, @journeyOffset, @at,
+               @publishedAt, @causationId, @causeFetchedAt, @workQueuedAt, @workStartedAt, @traceId
+        WHERE @at >= coalesce((SELECT folded_before FROM fold_watermark), '')
+        ON CONFLICT DO NOTHING
+        """;
+
+    /// <summary>The parameters of <see cref="InsertSql"/> beside the fact's (<c>@eventId</c>,
+    /// <c>@type</c>, <c>@topic</c>, <c>@at</c>); all null without a journey event.</summary>
+    public static object Parameters(JourneyEvent? e) => new
+    {
+        journeyOrderId = e?.OrderId,
+        journeySource = e?.Source,
+        journeyPartition = e?.Partition,
+        journeyOffset = e?.Offset,
+        publishedAt = Text(e?.PublishedAt),
+        causationId = e?.CausationId,
+        causeFetchedAt = Text(e?.CauseFetchedAt),
+        workQueuedAt = Text(e?.WorkQueuedAt),
+        workStartedAt = Text(e?.WorkStartedAt),
+        traceId = e?.TraceId,
+    };
+
+    public static string? Text(DateTimeOffset? at) => at?.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
+
+    private const string Columns = """
+        event_id AS EventId, order_id AS OrderId, type AS Type, source AS Source, topic AS Topic,
+        kafka_partition AS KafkaPartition, kafka_offset AS KafkaOffset, written_at AS WrittenAt, published_at AS PublishedAt,
+        causation_id AS CausationId, cause_fetched_at AS CauseFetchedAt, work_queued_at AS WorkQueuedAt,
+        work_started_at AS WorkStartedAt, trace_id AS TraceId
+        """;
+
+    /// <summary>The recorded events of one order.</summary>
+    public static async Task<IReadOnlyList<JourneyEvent>> EventsOfAsync(DbConnection connection, string orderId) =>
+        [.. (await connection.QueryAsync<Row>($"SELECT {Columns} FROM journey_events WHERE order_id = @orderId", new { orderId })).Select(r => r.ToEvent())];
+
+    /// <summary>The recorded events of the orders <paramref name="orderIds"/>, read a chunk of orders
+    /// per statement (the ids as one parameter).</summary>
+    public static async Task<IReadOnlyList<JourneyEvent>> EventsOfAsync(DbConnection connection, IReadOnlyList<string> orderIds, int chunk = 1_000)
+    {
+        ArgumentNullException.ThrowIfNull(orderIds);
+        var sql = SqlDialect.Of(connection);
+        var events = new List<JourneyEvent>();
+        foreach (var ids in orderIds.Chunk(chunk))
+        {
+            var rows = await connection.QueryAsync<Row>(
+                $"SELECT {Columns} FROM journey_events WHERE order_id IN (SELECT value FROM {sql.Values("@ids")})",
+                new { ids = sql.List(ids) });
+            events.AddRange(rows.Select(r => r.ToEvent()));
+        }
+
+        return events;
+    }
+
+    /// <summary>The orders placed (OrderPlaced written) in [<paramref name="from"/>, <paramref name="to"/>),
+    /// in the order they were placed, from the facts' age index.</summary>
+    public static async Task<IReadOnlyList<string>> OrdersPlacedAsync(DbConnection connection, DateTimeOffset from, DateTimeOffset to) =>
+        [.. await connection.QueryAsync<string>(
+            "SELECT order_id FROM facts WHERE at >= @from AND at < @to AND type = @placed AND order_id IS NOT NULL ORDER BY at",
+            new { from = Text(from), to = Text(to), placed = EventCatalog.OrderPlaced.TypeName })];
+
+    /// <summary>As Dapper reads a row on either backend (PostgreSQL's integers are 64-bit).</summary>
+    private sealed class Row
+    {
+        public string EventId { get; init; } = string.Empty;
+
+        public string OrderId { get; init; } = string.Empty;
+
+        public string Type { get; init; } = string.Empty;
+
+        public string Source { get; init; } = string.Empty;
+
+        public string Topic { get; init; } = string.Empty;
+
+        public long KafkaPartition { get; init; }
+
+        public long KafkaOffset { get; init; }
+
+        public string WrittenAt { get; init; } = string.Empty;
+
+        public string? PublishedAt { get; init; }
+
+        public string? CausationId { get; init; }
+
+        public string? CauseFetchedAt { get; init; }
+
+        public string? WorkQueuedAt { get; init; }
+
+        public string? WorkStartedAt { get; init; }
+
+        public string? TraceId { get; init; }
+
+        public JourneyEvent ToEvent() => new(
+            EventId, OrderId, Type, Source, Topic, (int)KafkaPartition, KafkaOffset, At(WrittenAt)!.Value,
+            At(PublishedAt), CausationId, At(CauseFetchedAt), At(WorkQueuedAt), At(WorkStartedAt), TraceId);
+
+        private static DateTimeOffset? At(string? text) =>
+            text is null ? null : DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind);
+    }
+}
