@@ -63,6 +63,16 @@ public sealed class DashboardTests(KafkaClusterFixture fixture)
         var order = await suite.Orders.GetFromJsonAsync<JsonElement>($"/orders/{orderId}");
         Assert.Equal("Confirmed", order.GetProperty("status").GetString());
 
+        // Its journey: an id Analytics does not know is said to be unknown; clicking one of the
+        // order's events in the tail shows its journey, terminal, as a timeline.
+        await page.Locator("#journey-order").FillAsync("ORD-none-such");
+        await page.Locator("#show-journey").ClickAsync();
+        await Expect(page.Locator("#journey [data-journey-error='404']")).ToBeVisibleAsync();
+        await page.Locator($"#tail tr[data-order='{orderId}'][data-type='{EventCatalog.OrderConfirmed.TypeName}']").ClickAsync();
+        await Expect(page.Locator("#journey-order")).ToHaveValueAsync(orderId!);
+        var journey = page.Locator($"#journey[data-order-id='{orderId}']");
+        await Expect(journey).ToHaveAttributeAsync("data-terminal", EventCatalog.OrderConfirmed.TypeName);
+
         // A burst is bulk: the page asks for the admin key, says when it is wrong, and starts the
         // burst once it is right. The key is never part of the page.
         await page.Locator("#burst-size").FillAsync("3");

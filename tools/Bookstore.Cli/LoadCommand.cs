@@ -28,7 +28,8 @@ internal static class LoadCommand
         var json = new Option<bool>("--json") { Description = "print the result as JSON" };
         var deadline = new Option<int>("--deadline") { Description = "seconds to wait for every order to be terminal", DefaultValueFactory = _ => 180 };
         var restock = new Option<bool>("--restock") { Description = "top up the books the load orders first, so orders are confirmed rather than out of stock" };
-        var load = new Command("load", "Place orders over HTTP and measure until every one is Confirmed or Cancelled.") { orders, rate, concurrency, json, deadline, restock };
+        var analytics = new Option<string>("--analytics") { Description = "the Analytics Service, asked once the orders are terminal where their time went (per hop and step)", DefaultValueFactory = _ => JourneyReport.DefaultAnalytics.ToString() };
+        var load = new Command("load", "Place orders over HTTP and measure until every one is Confirmed or Cancelled, then where the time went.") { orders, rate, concurrency, json, deadline, restock, analytics };
         load.SetAction((parse, ct) => CommandRunner.Run(async () =>
         {
             var count = parse.GetValue(orders);
@@ -39,6 +40,7 @@ internal static class LoadCommand
             }
 
             var result = await RunAsync(count, parse.GetValue(rate), inFlight, TimeSpan.FromSeconds(parse.GetValue(deadline)), parse.GetValue(restock), !parse.GetValue(json) && !Console.IsOutputRedirected, ct);
+            result = await WithJourneysAsync(result, new Uri(parse.GetValue(analytics)!), ct);
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(result, Json));
@@ -74,6 +76,7 @@ internal static class LoadCommand
 
         var clock = Stopwatch.StartNew();
         var begin = Stopwatch.GetTimestamp();
+        var placingFrom = DateTimeOffset.UtcNow;
         var next = 0;
         var sent = 0;
         var workers = Enumerable.Range(0, concurrency).Select(_ => Task.Run(async () =>
@@ -124,6 +127,7 @@ internal static class LoadCommand
         var reporter = progress ? Task.Run(() => ProgressAsync(count, () => sent, () => terminal.Count, clock, Task.WhenAll(workers), cancellationToken), cancellationToken) : Task.CompletedTask;
         await Task.WhenAll(workers);
         var placementSeconds = clock.Elapsed.TotalSeconds;
+        var placingTo = DateTimeOffset.UtcNow;
         await WaitTerminalAsync(http, placed, terminal, deadline, cancellationToken);
         // Only this run's orders: the watcher also sees late outcomes of orders placed before it.
         var ours = terminal.Where(t => placed.ContainsKey(t.Key)).Select(t => t.Value).ToList();
@@ -164,7 +168,31 @@ internal static class LoadCommand
             Percentiles.Of([.. accepted]),
             Percentiles.Of(toTerminal),
             ours.GroupBy(t => t.Outcome).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
-            [.. errors.Take(5)]);
+            [.. errors.Take(5)])
+        {
+            PlacedFrom = placingFrom,
+            PlacedTo = placingTo,
+        };
+    }
+
+    /// <summary>Adds where the time of the run's orders went, per hop and step, from the journeys
+    /// Analytics recorded: one aggregate per request over the orders placed during the run (it
+    /// samples long runs), asked for a few times at most while Analytics catches up.</summary>
+    private static async Task<LoadResult> WithJourneysAsync(LoadResult result, Uri analytics, CancellationToken cancellationToken)
+    {
+        using var http = new HttpClient { BaseAddress = analytics, Timeout = TimeSpan.FromSeconds(60) };
+        try
+        {
+            // A second either side: the orders' OrderPlaced were written by the Order Service, after
+            // this process sent them and before it had their 202, on this host's clock.
+            var journeys = await JourneyReport.WaitForBreakdownAsync(
+                http, result.PlacedFrom.AddSeconds(-1), result.PlacedTo.AddSeconds(1), result.Terminal, TimeSpan.FromSeconds(30), cancellationToken);
+            return result with { Journeys = journeys };
+        }
+        catch (Exception e) when (e is HttpRequestException or JsonException || (e is TaskCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return result with { JourneysUnavailable = $"the Analytics Service at {analytics} did not answer ({e.Message})" };
+        }
     }
 
     /// <summary>Terminal states come from book-orders as they happen; when that stream goes quiet
@@ -329,6 +357,15 @@ internal static class LoadCommand
         {
             Console.WriteLine($"  error:       {error}");
         }
+
+        if (r.Journeys is { } journeys)
+        {
+            JourneyReport.Print(journeys, Console.Out);
+        }
+        else if (r.JourneysUnavailable is { } why)
+        {
+            Console.WriteLine($"  journeys:    none: {why}");
+        }
     }
 
     private sealed class Watcher(IConsumer<string, string> consumer, Thread thread) : IDisposable
@@ -371,4 +408,18 @@ internal sealed record LoadResult(
     Percentiles AcceptedLatencyMs,
     Percentiles TerminalLatencyMs,
     Dictionary<string, int> Outcomes,
-    IReadOnlyList<string> SampleErrors);
+    IReadOnlyList<string> SampleErrors)
+{
+    /// <summary>When this process began placing orders, on the wall clock Analytics' timestamps use.</summary>
+    public DateTimeOffset PlacedFrom { get; init; }
+
+    /// <summary>When the last placement was answered.</summary>
+    public DateTimeOffset PlacedTo { get; init; }
+
+    /// <summary>Where the time went: per hop and step, percentiles across the run's journeys.</summary>
+    public JourneyBreakdownReportView? Journeys { get; init; }
+
+    /// <summary>Why there is no <see cref="Journeys"/>.</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string? JourneysUnavailable { get; init; }
+}

@@ -107,7 +107,8 @@ function renderFunnel(funnel) {
 let newestTailOffset = null;
 function renderTail(tail) {
   const newest = tail.length ? `${tail[0].topic}/${tail[0].partition}@${tail[0].offset}` : null;
-  const rows = tail.map((e) => el("tr", { "data-key": e.key, "data-type": e.type, "data-topic": e.topic },
+  // Every event of an order is keyed by its id (the catalog's by ISBN): a click shows its journey.
+  const rows = tail.map((e) => el("tr", { "data-key": e.key, "data-type": e.type, "data-topic": e.topic, "data-order": e.key && !e.type.startsWith("bookstore.catalog.") ? e.key : null, title: e.key && !e.type.startsWith("bookstore.catalog.") ? "show this order's journey" : null },
     el("td", {}, time(e.at)),
     el("td", {}, `${e.topic}/${e.partition}@${e.offset}`),
     el("td", {}, e.key ?? "–"),
@@ -188,7 +189,8 @@ $("order-form").addEventListener("submit", async (event) => {
   });
   const body = await response.json();
   if (response.ok) {
-    result.replaceChildren("Placed ", el("strong", { "data-order-id": body.id }, body.id), ` (${body.status}): watch its events in the tail.`);
+    result.replaceChildren("Placed ", el("strong", { "data-order-id": body.id }, body.id), ` (${body.status}): watch its events in the tail and its journey below.`);
+    showJourney(body.id);
   } else {
     result.replaceChildren(el("span", { class: "down" }, `${response.status}: ${problemText(body)}`));
   }
@@ -228,6 +230,109 @@ $("burst-form").addEventListener("submit", async (event) => {
   $("admin-key-field").hidden = true;
   if (response.ok) $("order-result").replaceChildren(`Burst of ${$("burst-size").value} orders started.`);
   else $("order-result").replaceChildren(el("span", { class: "down" }, problemText(await response.json())));
+});
+
+// An order's journey: one row per hop (a service handling one of its events), the steps as bars
+// on one time axis from placement, each placed by its recorded start; grey where a boundary is missing.
+const stepNames = {
+  "queued-in-outbox": "queued in the outbox",
+  "in-kafka": "in Kafka until fetched",
+  "handling": "handling",
+  "waiting-for-worker": "waiting for the worker",
+  "external-call": "external call",
+};
+const stepStarts = {
+  "queued-in-outbox": "writtenAt",
+  "in-kafka": "publishedAt",
+  "handling": "fetchedAt",
+  "waiting-for-worker": "workQueuedAt",
+  "external-call": "workStartedAt",
+};
+const milliseconds = (value) => value === null || value === undefined ? "–" : `${value.toFixed(1)} ms`;
+// The services' clocks to the microsecond, in UTC as recorded: a hop takes milliseconds.
+const preciseTime = (iso) => iso ? `${iso.slice(11, 26)} UTC` : "not recorded";
+
+function renderJourney(journey) {
+  const times = journey.hops.flatMap((h) => [Date.parse(h.writtenAt), Date.parse(h.handledAt)]);
+  if (journey.placedAt) times.push(Date.parse(journey.placedAt));
+  if (journey.terminalAt) times.push(Date.parse(journey.terminalAt));
+  const start = Math.min(...times);
+  const span = Math.max(1, Math.max(...times) - start);
+  const left = (iso) => `${(100 * (Date.parse(iso) - start) / span).toFixed(3)}%`;
+  const width = (ms) => `${(100 * ms / span).toFixed(3)}%`;
+
+  const summary = el("p", { class: "summary" },
+    el("strong", {}, journey.orderId), " ",
+    journey.terminal ? shortType(journey.terminal) : "not terminal yet",
+    journey.placedToTerminalMs !== null ? `: placed → terminal ${milliseconds(journey.placedToTerminalMs)}; the critical path's steps add up to ${milliseconds(journey.pathSumMs)}` : "",
+    journey.traceId ? ` · trace ${journey.traceId}` : "");
+  const gap = journey.pathGap ? el("p", { class: "gap" }, `Critical path incomplete: ${journey.pathGap}.`) : null;
+  const legend = el("div", { class: "legend" },
+    Object.entries(stepNames).map(([step, name]) => el("span", {}, el("span", { class: `swatch step-${step}` }), name)),
+    el("span", {}, el("span", { class: "swatch untimed" }), "not timed"));
+  const hops = journey.hops.map((h) => {
+    const timed = h.steps.filter((s) => s.ms !== null && h[stepStarts[s.step]]);
+    return el("div", { class: `hop ${h.onCriticalPath ? "on-path" : "side"}`, "data-hop": h.service, "data-event-type": h.eventType, "data-on-path": String(h.onCriticalPath) },
+      el("div", {
+        class: "label",
+        title: `written ${preciseTime(h.writtenAt)}, published ${preciseTime(h.publishedAt)}, fetched ${preciseTime(h.fetchedAt)}${h.workQueuedAt ? `, work queued ${preciseTime(h.workQueuedAt)}, started ${preciseTime(h.workStartedAt)}` : ""}, handled ${preciseTime(h.handledAt)}`,
+      },
+        h.onCriticalPath ? "★ " : "", el("strong", {}, h.service), ` ${shortType(h.eventType)} → ${shortType(h.wrote)} `,
+        el("small", {}, `${h.topic}/${h.partition}@${h.offset}`)),
+      el("div", { class: "track" },
+        el("div", { class: "segment untimed", style: `left:${left(h.writtenAt)};width:${width(h.totalMs)}`, title: `${milliseconds(h.totalMs)} in all` }),
+        timed.map((s) => el("div", {
+          class: `segment step-${s.step}`, "data-step": s.step, "data-ms": s.ms,
+          style: `left:${left(h[stepStarts[s.step]])};width:${width(s.ms)}`, title: `${stepNames[s.step]}: ${milliseconds(s.ms)}`,
+        }))),
+      el("div", { class: "total", title: h.steps.map((s) => `${stepNames[s.step]} ${milliseconds(s.ms)}`).join(", ") }, milliseconds(h.totalMs)));
+  });
+  const journeyView = $("journey");
+  journeyView.dataset.orderId = journey.orderId;
+  journeyView.dataset.terminal = journey.terminal ?? "";
+  journeyView.dataset.hops = journey.hops.length;
+  journeyView.dataset.pathComplete = String(journey.pathComplete);
+  journeyView.replaceChildren(summary, gap ?? "", legend,
+    hops.length ? el("div", {}, hops) : el("p", { class: "gap" }, "No hop yet: no event of this order names a recorded cause."));
+}
+
+// Shown until it settles: an order just placed is still on its way, and its emails come last.
+let journeyTimer = null;
+let journeyShown = null;
+async function showJourney(orderId, round = 0) {
+  clearTimeout(journeyTimer);
+  journeyShown = orderId;
+  $("journey-order").value = orderId;
+  let response, body;
+  try {
+    response = await fetch(`analytics/orders/${encodeURIComponent(orderId)}/journey`, { cache: "no-store" });
+    body = await response.json();
+  } catch (error) {
+    if (journeyShown === orderId) $("journey").replaceChildren(el("p", { class: "down" }, `no answer from the service (${error.message})`));
+    return;
+  }
+  if (journeyShown !== orderId) return; // another order was asked for meanwhile
+  if (!response.ok) {
+    const journeyView = $("journey");
+    delete journeyView.dataset.orderId;
+    journeyView.replaceChildren(el("p", { class: "down", "data-journey-error": response.status }, `${response.status}: ${problemText(body)}`));
+    if (response.status === 404 && round < 10) journeyTimer = setTimeout(() => showJourney(orderId, round + 1), 1000);
+    return;
+  }
+  renderJourney(body);
+  const settled = body.terminal !== null && body.pathComplete;
+  if (round < (settled ? 10 : 120)) journeyTimer = setTimeout(() => showJourney(orderId, round + 1), 1000);
+}
+
+$("journey-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  showJourney($("journey-order").value.trim());
+});
+
+// On the table, not the rows: the tail is redrawn every second.
+$("tail").addEventListener("click", (event) => {
+  const row = event.target.closest("tr[data-order]");
+  if (row) showJourney(row.dataset.order);
 });
 
 loadBooks();
