@@ -72,6 +72,11 @@ public sealed class DashboardTests(KafkaClusterFixture fixture)
         await Expect(page.Locator("#journey-order")).ToHaveValueAsync(orderId!);
         var journey = page.Locator($"#journey[data-order-id='{orderId}']");
         await Expect(journey).ToHaveAttributeAsync("data-terminal", EventCatalog.OrderConfirmed.TypeName);
+        await Expect(journey).ToHaveAttributeAsync("data-path-complete", "true");
+        // Reserve, charge, confirm on the path, each with its outbox, Kafka and handling steps drawn.
+        await Expect(journey.Locator("[data-hop][data-on-path='true']")).ToHaveCountAsync(3);
+        await Expect(journey.Locator("[data-hop='payment-service'] [data-step='external-call']")).ToHaveCountAsync(1);
+        await Expect(journey.Locator("[data-hop][data-on-path='true'] [data-step='in-kafka']")).ToHaveCountAsync(3);
 
         // A burst is bulk: the page asks for the admin key, says when it is wrong, and starts the
         // burst once it is right. The key is never part of the page.

@@ -275,7 +275,7 @@ function renderJourney(journey) {
     return el("div", { class: `hop ${h.onCriticalPath ? "on-path" : "side"}`, "data-hop": h.service, "data-event-type": h.eventType, "data-on-path": String(h.onCriticalPath) },
       el("div", {
         class: "label",
-        title: `written ${preciseTime(h.writtenAt)}, published ${preciseTime(h.publishedAt)}, fetched ${preciseTime(h.fetchedAt)}${h.workQueuedAt ? `, work queued ${preciseTime(h.workQueuedAt)}, started ${preciseTime(h.workStartedAt)}` : ""}, handled ${preciseTime(h.handledAt)}`,
+        title: `${h.service} handling ${shortType(h.eventType)} (${h.topic}/${h.partition}@${h.offset}), which wrote ${shortType(h.wrote)}: written ${preciseTime(h.writtenAt)}, published ${preciseTime(h.publishedAt)}, fetched ${preciseTime(h.fetchedAt)}${h.workQueuedAt ? `, work queued ${preciseTime(h.workQueuedAt)}, started ${preciseTime(h.workStartedAt)}` : ""}, handled ${preciseTime(h.handledAt)}`,
       },
         h.onCriticalPath ? "★ " : "", el("strong", {}, h.service), ` ${shortType(h.eventType)} → ${shortType(h.wrote)} `,
         el("small", {}, `${h.topic}/${h.partition}@${h.offset}`)),
