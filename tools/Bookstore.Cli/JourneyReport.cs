@@ -130,7 +130,7 @@ internal static class JourneyReport
             return;
         }
 
-        var header = new StringBuilder($"  {"hop (★ on the critical path)",-56} {"read from",-24}");
+        var header = new StringBuilder($"  {"hop (★ on the critical path)",-60} {"read from",-24}");
         foreach (var (_, title) in Columns)
         {
             header.Append(CultureInfo.InvariantCulture, $" {title,9}");
@@ -139,7 +139,7 @@ internal static class JourneyReport
         output.WriteLine(header.Append(CultureInfo.InvariantCulture, $" {"total",9}  (ms)"));
         foreach (var hop in journey.Hops)
         {
-            var line = new StringBuilder().Append(CultureInfo.InvariantCulture, $"  {(hop.OnCriticalPath ? "★" : " ")} {$"{hop.Service} {ShortType(hop.EventType)} → {ShortType(hop.Wrote)}",-54} {$"{hop.Topic}/{hop.Partition}@{hop.Offset}",-24}");
+            var line = new StringBuilder().Append(CultureInfo.InvariantCulture, $"  {(hop.OnCriticalPath ? "★" : " ")} {$"{hop.Service} {ShortType(hop.EventType)} → {ShortType(hop.Wrote)}",-58} {$"{hop.Topic}/{hop.Partition}@{hop.Offset}",-24}");
             foreach (var (step, _) in Columns)
             {
                 var taken = hop.Steps.FirstOrDefault(s => s.Step == step);
@@ -185,7 +185,7 @@ internal static class JourneyReport
         }
 
         output.WriteLine("  where the time goes, per hop and step, p50 / p99 ms (★ on the critical path):");
-        var header = new StringBuilder($"    {"hop",-56} {"hops",6}");
+        var header = new StringBuilder($"    {"hop",-60} {"hops",6}");
         foreach (var (_, title) in Columns)
         {
             header.Append(CultureInfo.InvariantCulture, $" {title,15}");
@@ -194,7 +194,7 @@ internal static class JourneyReport
         output.WriteLine(header.Append(CultureInfo.InvariantCulture, $" {"total",15}"));
         foreach (var hop in b.Hops)
         {
-            var line = new StringBuilder().Append(CultureInfo.InvariantCulture, $"    {(hop.OnCriticalPath ? "★" : " ")} {$"{hop.Service} {ShortType(hop.EventType)} → {ShortType(hop.Wrote)}",-54} {hop.Hops,6}");
+            var line = new StringBuilder().Append(CultureInfo.InvariantCulture, $"    {(hop.OnCriticalPath ? "★" : " ")} {$"{hop.Service} {ShortType(hop.EventType)} → {ShortType(hop.Wrote)}",-58} {hop.Hops,6}");
             foreach (var (step, _) in Columns)
             {
                 var taken = hop.Steps.FirstOrDefault(s => s.Step == step);
