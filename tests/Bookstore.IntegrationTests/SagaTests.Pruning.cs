@@ -49,6 +49,8 @@ public abstract partial class SagaTests
             (folded.OrdersPlaced, folded.OrdersConfirmed, folded.OrdersCancelled, folded.Revenue));
         Assert.Equal(30, folded.OrdersPlaced);
         Assert.True(await CountAsync(analytics, "SELECT count(*) FROM rollup_orders") > 0, "the roll-up holds the folded orders");
+        // Their journeys went with their facts, in the same transaction.
+        Assert.Equal(0, await CountAsync(analytics, "SELECT count(*) FROM journey_events"));
 
         // The whole log is still retained: a replay reads every event again and must count none twice.
         var response = await suite.Analytics.PostAsync(new Uri("/analytics/replay", UriKind.Relative), null);
@@ -56,6 +58,7 @@ public abstract partial class SagaTests
         var replay = (await response.Content.ReadFromJsonAsync<FoldedReplayView>())!;
         Assert.True(replay.EventsRead >= 30 * 4, $"{replay.EventsRead} events read");
         Assert.Equal(0, replay.Recorded);
+        Assert.Equal(0, await CountAsync(analytics, "SELECT count(*) FROM journey_events")); // nor their journeys
         Assert.True(replay.Transactions >= replay.EventsRead / 40, $"{replay.Transactions} transaction(s) for {replay.EventsRead} events, 40 a transaction");
         var after = await suite["Analytics"].GetAsync<SummaryView>("/analytics/summary");
         foreach (var view in new[] { replay.Summary, after })
