@@ -30,7 +30,8 @@ public sealed record WorkItem(string Id, string Kind, string Key, string Payload
             cause.GetProperty("fetchedAt").GetDateTimeOffset(),
             cause.TryGetProperty("traceParent", out var parent) ? parent.GetString() : null)
         {
-            WorkQueuedAt = CreatedAt,
+            // created_at is whole milliseconds: the journey needs this boundary as exact as the others.
+            WorkQueuedAt = cause.TryGetProperty("queuedAt", out var queued) ? queued.GetDateTimeOffset() : CreatedAt,
         };
     }
 }
@@ -92,6 +93,7 @@ public static class PendingWork
             ["eventId"] = cause.EventId,
             ["fetchedAt"] = cause.FetchedAt,
             ["traceParent"] = cause.TraceParent,
+            ["queuedAt"] = DateTimeOffset.UtcNow,
         };
         return json.ToJsonString(EventSerializer.Options);
     }
