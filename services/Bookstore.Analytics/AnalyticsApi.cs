@@ -3,6 +3,7 @@ using Bookstore.Analytics.Data;
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging;
+using Bookstore.Messaging.Consuming;
 using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
 using Bookstore.ServiceDefaults;
@@ -87,7 +88,6 @@ public static class AnalyticsApi
         public int Transactions { get; set; }
     }
 
-    private sealed record Replayed(CloudEvent Event, string Topic, int Partition, long Offset, EventDefinition Definition, object Data);
 
     private static async Task ReadAllAsync(ServiceDatabase database, MessagingOptions options, int batchSize, TimeSpan deadline, ReplayProgress progress, CancellationToken cancellationToken)
     {
@@ -109,7 +109,7 @@ public static class AnalyticsApi
         }
 
         consumer.Assign(remaining.Keys.Select(tp => new TopicPartitionOffset(tp, Offset.Beginning)));
-        var batch = new List<Replayed>(batchSize);
+        var batch = new List<ConsumedEvent>(batchSize);
         var clock = Stopwatch.StartNew();
         while (remaining.Count > 0)
         {
@@ -140,7 +140,7 @@ public static class AnalyticsApi
                 continue;
             }
 
-            batch.Add(new Replayed(cloudEvent, options.LogicalTopicName(result.Topic), result.Partition.Value, result.Offset.Value, definition, data));
+            batch.Add(new ConsumedEvent(cloudEvent, definition, data, options.LogicalTopicName(result.Topic), result.Partition.Value, result.Offset.Value));
             progress.Read++;
             if (batch.Count >= batchSize)
             {
@@ -151,25 +151,14 @@ public static class AnalyticsApi
         await RecordAsync(database, batch, progress, cancellationToken);
     }
 
-    private static async Task RecordAsync(ServiceDatabase database, List<Replayed> batch, ReplayProgress progress, CancellationToken cancellationToken)
+    private static async Task RecordAsync(ServiceDatabase database, List<ConsumedEvent> batch, ReplayProgress progress, CancellationToken cancellationToken)
     {
         if (batch.Count == 0)
         {
             return;
         }
 
-        progress.Recorded += await database.WriteAsync(
-            async transaction =>
-            {
-                var recorded = 0;
-                foreach (var e in batch)
-                {
-                    recorded += await AnalyticsStore.RecordAsync(transaction, e.Event, e.Topic, e.Partition, e.Offset, e.Definition, e.Data) ? 1 : 0;
-                }
-
-                return recorded;
-            },
-            cancellationToken);
+        progress.Recorded += await database.WriteAsync(transaction => AnalyticsStore.RecordAsync(transaction, batch), cancellationToken);
         progress.Transactions++;
         batch.Clear();
     }

@@ -38,13 +38,68 @@ public sealed class BatchProcessorTests : IDisposable
         Assert.Equal((1, 1), (processor.Processed, processor.DeadLettered));
     }
 
+    [Fact]
+    public async Task A_batch_handler_is_given_the_batchs_new_events_at_once_in_the_order_read()
+    {
+        var recorder = new RecordOrders();
+        await using var services = Services(new ConsumerRegistration().HandleAll<RecordOrders>(Topics.BookOrders), recorder);
+        var processor = services.GetRequiredService<BatchProcessor>();
+        var first = Placed("ORD-1");
+        var second = Placed("ORD-2");
+
+        var handled = await processor.ProcessWithRetriesAsync(
+            [Record(0, first.Key, first.Value), Record(1, "ORD-X", "<not an event>"), Record(2, second.Key, second.Value), Record(3, first.Key, first.Value)],
+            DateTimeOffset.UtcNow,
+            CancellationToken.None);
+
+        Assert.True(handled);
+        Assert.Equal([[first.EventId, second.EventId]], recorder.Calls);
+        await using var connection = await services.GetRequiredService<ServiceDatabase>().OpenAsync(CancellationToken.None);
+        Assert.Equal(["ORD-1", "ORD-2"], await connection.QueryAsync<string>("SELECT order_id FROM handled ORDER BY order_id"));
+        Assert.Equal((2, 1), (processor.Processed, processor.DeadLettered));
+    }
+
+    [Fact]
+    public async Task When_a_batch_handler_fails_its_events_are_handled_one_at_a_time_and_only_the_failing_one_is_dead_lettered()
+    {
+        var recorder = new RecordOrders { Refuse = "ORD-POISON" };
+        await using var services = Services(new ConsumerRegistration().HandleAll<RecordOrders>(Topics.BookOrders), recorder);
+        var processor = services.GetRequiredService<BatchProcessor>();
+        var (good, poison, later) = (Placed("ORD-1"), Placed("ORD-POISON"), Placed("ORD-3"));
+
+        var handled = await processor.ProcessWithRetriesAsync(
+            [Record(0, good.Key, good.Value), Record(1, poison.Key, poison.Value), Record(2, later.Key, later.Value)],
+            DateTimeOffset.UtcNow,
+            CancellationToken.None);
+
+        Assert.True(handled);
+        Assert.Equal([good.EventId, poison.EventId, later.EventId], recorder.Calls[0]);
+        Assert.Contains([good.EventId], recorder.Calls);
+        Assert.Contains([later.EventId], recorder.Calls);
+        await using var connection = await services.GetRequiredService<ServiceDatabase>().OpenAsync(CancellationToken.None);
+        Assert.Equal(["ORD-1", "ORD-3"], await connection.QueryAsync<string>("SELECT order_id FROM handled ORDER BY order_id"));
+        var deadLetter = Assert.Single(await connection.QueryAsync<string>("SELECT value FROM outbox WHERE topic = @topic", new { topic = Topics.DeadLetters.Name }));
+        Assert.Contains(poison.EventId, deadLetter, StringComparison.Ordinal);
+        Assert.Equal((2, 1), (processor.Processed, processor.DeadLettered));
+    }
+
+    [Fact]
+    public void A_consumer_has_typed_handlers_or_batch_handlers_not_both()
+    {
+        Assert.Throws<InvalidOperationException>(() => new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>().HandleAll<RecordOrders>(Topics.BookOrders));
+        Assert.Throws<InvalidOperationException>(() => new ConsumerRegistration().HandleAll<RecordOrders>(Topics.BookOrders).Handle<OrderPlaced, RecordOrder>());
+    }
+
+    private static EventRecord Placed(string orderId) =>
+        EventSerializer.Serialize(EventCatalog.OrderPlaced, new OrderPlaced(orderId, "customer-1", [new OrderLine("978-0-13-468599-1", 1, 10m)], 10m), "test");
+
     /// <summary>A service database on a SQLite file, with the messaging tables and <paramref name="schema"/>.</summary>
     private static ServiceDatabase SqliteServiceDatabaseAt(string path, string schema) =>
         ServiceDatabase.Open(new MessagingOptions { DatabasePath = path }, schema);
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private ServiceProvider Services()
+    private ServiceProvider Services(ConsumerRegistration? registration = null, RecordOrders? batchHandler = null)
     {
         var path = Path.Combine(_directory, "service.db");
         return new ServiceCollection()
@@ -53,8 +108,9 @@ public sealed class BatchProcessorTests : IDisposable
             .AddSingleton(SqliteServiceDatabaseAt(path, "CREATE TABLE IF NOT EXISTS handled (order_id TEXT NOT NULL);"))
             .AddSingleton<OutboxSignal>()
             .AddSingleton<Outbox>()
-            .AddSingleton(new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>())
+            .AddSingleton(registration ?? new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>())
             .AddSingleton<RecordOrder>()
+            .AddSingleton(batchHandler ?? new RecordOrders())
             .AddSingleton<Pruner>()
             .AddMetrics()
             .AddSingleton<Bookstore.Messaging.Telemetry.MessagingMetrics>()
@@ -74,5 +130,24 @@ public sealed class BatchProcessorTests : IDisposable
     {
         public Task HandleAsync(EventContext context, OrderPlaced data, CancellationToken cancellationToken) =>
             context.Connection.ExecuteAsync("INSERT INTO handled (order_id) VALUES (@OrderId)", new { data.OrderId }, context.Transaction);
+    }
+
+    /// <summary>Records each call's event ids; fails a call that holds the order <see cref="Refuse"/>.</summary>
+    private sealed class RecordOrders : IEventBatchHandler
+    {
+        public string? Refuse { get; init; }
+
+        public List<List<string>> Calls { get; } = [];
+
+        public async Task HandleAsync(System.Data.Common.DbTransaction transaction, IReadOnlyList<ConsumedEvent> events, CancellationToken cancellationToken)
+        {
+            Calls.Add([.. events.Select(e => e.Event.Id)]);
+            var orders = events.Select(e => ((OrderPlaced)e.Data).OrderId).ToList();
+            await transaction.Connection!.ExecuteAsync("INSERT INTO handled (order_id) VALUES (@orderId)", orders.Select(orderId => new { orderId }), transaction);
+            if (Refuse is not null && orders.Contains(Refuse))
+            {
+                throw new InvalidOperationException($"{Refuse} is refused");
+            }
+        }
     }
 }

@@ -3,6 +3,7 @@ using Bookstore.Analytics.Data;
 using Bookstore.Analytics.Journeys;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging;
+using Bookstore.Messaging.Consuming;
 using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
 using Dapper;
@@ -175,19 +176,18 @@ public sealed class OrderJourneyTests : IDisposable
         using var database = ServiceDatabase.Open(new MessagingOptions { DatabasePath = Path.Combine(_data.FullName, "analytics.db") }, AnalyticsStore.Schema);
         var events = ConfirmedOrder();
 
-        var recorded = await database.WriteAsync(async t =>
+        var consumed = events.Select(c =>
         {
-            var count = 0;
-            foreach (var (e, topic, partition, offset) in events.Concat(events))
-            {
-                var definition = EventCatalog.Find(e.Type)!;
-                count += await AnalyticsStore.RecordAsync(t, e, topic, partition, offset, definition, EventSerializer.ReadData(e, definition)) ? 1 : 0;
-            }
+            var definition = EventCatalog.Find(c.Event.Type)!;
+            return new ConsumedEvent(c.Event, definition, EventSerializer.ReadData(c.Event, definition), c.Topic, c.Partition, c.Offset);
+        }).ToList();
 
-            return count;
-        });
+        // Each event twice in one batch, then all of them again in another: each is recorded once.
+        var recorded = await database.WriteAsync(t => AnalyticsStore.RecordAsync(t, [.. consumed, .. consumed]));
+        var redelivered = await database.WriteAsync(t => AnalyticsStore.RecordAsync(t, consumed));
 
-        Assert.Equal(events.Count, recorded); // a re-delivery is recorded once
+        Assert.Equal(events.Count, recorded);
+        Assert.Equal(0, redelivered);
         await using (var connection = await database.OpenAsync())
         {
             var stored = await JourneyStore.EventsOfAsync(connection, OrderId);

@@ -1,3 +1,4 @@
+using System.Data.Common;
 using System.CommandLine;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
@@ -211,9 +212,9 @@ internal static class BenchCommand
         }
     }
 
-    private sealed class CountingHandler : IAnyEventHandler
+    private sealed class CountingHandler : IEventBatchHandler
     {
-        public Task HandleAsync(EventContext context, EventDefinition definition, object data, CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task HandleAsync(DbTransaction transaction, IReadOnlyList<ConsumedEvent> events, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
 

@@ -5,6 +5,8 @@ using Bookstore.Messaging.Events;
 using Bookstore.Messaging.Storage;
 using Dapper;
 using System.Data.Common;
+using System.Globalization;
+using Bookstore.Messaging.Consuming;
 
 namespace Bookstore.Analytics.Data;
 
@@ -81,88 +83,123 @@ public static class AnalyticsStore
     private static string OrdersAt(string type) =>
         $"CAST((SELECT coalesce(sum(orders), 0) FROM rollup_orders WHERE type = {type}) + (SELECT count(DISTINCT order_id) FROM facts WHERE type = {type}) AS BIGINT)";
 
-    /// <summary>Records the event's fact and, for an event of an order, its row of the order's
-    /// journey (where it was read, its timestamps); false when it was there already, or older than
-    /// the latest fold.</summary>
-    public static Task<bool> RecordAsync(DbTransaction transaction, CloudEvent cloudEvent, string topic, int partition, long offset, EventDefinition definition, object data)
+    /// <summary>Records the events' facts and, for events of an order, their rows of the order's
+    /// journey (where each was read, its timestamps), a statement per table for the whole batch;
+    /// returns how many were new (not there already, nor older than the latest fold).</summary>
+    public static Task<int> RecordAsync(DbTransaction transaction, IReadOnlyList<ConsumedEvent> events)
     {
-        ArgumentNullException.ThrowIfNull(cloudEvent);
-        var journey = JourneyEvent.OrderIdOf(data) is { } journeyOrderId ? JourneyEvent.From(cloudEvent, journeyOrderId, topic, partition, offset) : null;
-        return RecordAsync(transaction, cloudEvent.Id, topic, definition, data, cloudEvent.Time, journey);
+        ArgumentNullException.ThrowIfNull(events);
+        return RecordAsync(transaction, [.. events.Select(e => new Fact(
+            e.Event.Id,
+            e.Topic,
+            e.Definition,
+            e.Data,
+            e.Event.Time,
+            JourneyEvent.OrderIdOf(e.Data) is { } orderId ? JourneyEvent.From(e.Event, orderId, e.Topic, e.Partition, e.Offset) : null))]);
     }
 
     /// <summary>Records the event's fact; false when it was there already, or older than the latest fold.</summary>
-    public static Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at) =>
-        RecordAsync(transaction, eventId, topic, definition, data, at, journey: null);
+    public static async Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at) =>
+        await RecordAsync(transaction, [new Fact(eventId, topic, definition, data, at, Journey: null)]) == 1;
 
-    private static async Task<bool> RecordAsync(DbTransaction transaction, string eventId, string topic, EventDefinition definition, object data, DateTimeOffset at, JourneyEvent? journey)
+    private sealed record Fact(string EventId, string Topic, EventDefinition Definition, object Data, DateTimeOffset At, JourneyEvent? Journey);
+
+    private static async Task<int> RecordAsync(DbTransaction transaction, IReadOnlyList<Fact> facts)
     {
-        var (orderId, amount) = data switch
+        if (facts.Count == 0)
         {
-            OrderPlaced e => (e.OrderId, (decimal?)e.Total),
-            OrderConfirmed e => (e.OrderId, e.Total),
-            OrderCancelled e => (e.OrderId, null),
-            PaymentSucceeded e => (e.OrderId, e.Amount),
-            PaymentFailed e => (e.OrderId, e.Amount),
-            StockReserved e => (e.OrderId, e.Total),
-            StockRejected e => (e.OrderId, null),
-            StockReleased e => (e.OrderId, null),
-            NotificationSent e => (e.OrderId, null),
-            _ => ((string?)null, (decimal?)null),
-        };
-        // Beside other recorders, never during a fold: a fold that deletes this event's fact and
-        // raises the watermark must either be seen whole or not have started.
-        await SqlDialect.Of(transaction).ShareAsync(transaction, FactsLock);
-        var parameters = new DynamicParameters(new { eventId, topic, type = definition.TypeName, orderId, cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = at.ToUniversalTime().ToString("O") });
-        if (journey is not null)
-        {
-            parameters.AddDynamicParams(JourneyStore.Parameters(journey));
+            return 0;
         }
 
-        // The journey's row rides in the fact's command (no round trip of its own). The fact's
-        // statement comes last: a batch's scalar is its first result, which only RETURNING gives.
-        var inserted = await transaction.Connection!.ExecuteScalarAsync<int?>(
-            $"""
-            {(journey is null ? string.Empty : JourneyStore.InsertSql + ";")}
-            INSERT INTO facts (event_id, topic, type, order_id, amount_cents, at)
-            SELECT @eventId, @topic, @type, @orderId, @cents, @at
-            WHERE @at >= coalesce((SELECT folded_before FROM fold_watermark), '')
-            ON CONFLICT DO NOTHING
-            RETURNING 1
-            """,
-            parameters,
-            transaction) ?? 0;
-        if (inserted == 1 && data is BookPriceChanged or BookAvailabilityChanged)
+        var connection = transaction.Connection!;
+        var sql = SqlDialect.Of(transaction);
+        // Beside other recorders, never during a fold: a fold that deletes these events' facts and
+        // raises the watermark must either be seen whole or not have started.
+        await sql.ShareAsync(transaction, FactsLock);
+        var rows = facts.Select(f =>
         {
-            // Both carry the book's whole state, and a book's events stay in order on its partition.
-            var (isbn, title, price, available) = data switch
-            {
-                BookPriceChanged e => (e.Isbn, e.Title, e.Price, e.Available),
-                BookAvailabilityChanged e => (e.Isbn, e.Title, e.Price, e.Available),
-                _ => throw new InvalidOperationException(),
-            };
-            await transaction.Connection!.ExecuteAsync(
-                """
-                INSERT INTO books (isbn, title, price_cents, available) VALUES (@isbn, @title, @cents, @available)
-                ON CONFLICT (isbn) DO UPDATE SET title = excluded.title, price_cents = excluded.price_cents, available = excluded.available
+            var (orderId, amount) = OrderAndAmountOf(f.Data);
+            return new { event_id = f.EventId, topic = f.Topic, type = f.Definition.TypeName, order_id = orderId, amount_cents = amount is { } a ? Money.ToCents(a) : (long?)null, at = f.At.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) };
+        });
+        var journeys = facts.Where(f => f.Journey is not null).Select(f => JourneyStore.RowOf(f.Journey!)).ToList();
+        // One command for both tables: the journey's statement first, since a command's rows are
+        // its first statement's that returns any, and only the facts' RETURNING does.
+        var inserted = new HashSet<string>(
+            await connection.QueryAsync<string>(
+                $"""
+                {(journeys.Count == 0 ? string.Empty : JourneyStore.InsertSql(sql) + ";")}
+                INSERT INTO facts (event_id, topic, type, order_id, amount_cents, at)
+                SELECT event_id, topic, type, order_id, amount_cents, at
+                FROM {sql.Rows("@facts", "f", ("event_id", "TEXT"), ("topic", "TEXT"), ("type", "TEXT"), ("order_id", "TEXT"), ("amount_cents", "INTEGER"), ("at", "TEXT"))}
+                WHERE at >= coalesce((SELECT folded_before FROM fold_watermark), '')
+                ON CONFLICT DO NOTHING
+                RETURNING event_id
                 """,
-                new { isbn, title, cents = Money.ToCents(price), available },
+                new { facts = SqlDialect.Objects(rows), journeys = SqlDialect.Objects(journeys) },
+                transaction),
+            StringComparer.Ordinal);
+        if (inserted.Count == 0)
+        {
+            return 0;
+        }
+
+        // Both carry the book's whole state, and a book's events stay in order on its partition:
+        // its last in the batch is its state.
+        var books = facts
+            .Where(f => inserted.Contains(f.EventId))
+            .Select(f => BookOf(f.Data))
+            .OfType<Book>()
+            .GroupBy(b => b.Isbn, StringComparer.Ordinal)
+            .Select(g => g.Last())
+            .Select(b => new { isbn = b.Isbn, title = b.Title, price_cents = Money.ToCents(b.Price), available = b.Available })
+            .ToList();
+        var lines = facts
+            .Where(f => f.Data is OrderConfirmed && inserted.Contains(f.EventId))
+            .SelectMany(f => ((OrderConfirmed)f.Data).Lines.Select(line => new { event_id = f.EventId, isbn = line.Isbn, quantity = line.Quantity, amount_cents = Money.ToCents(line.Amount) }))
+            .ToList();
+        if (books.Count + lines.Count > 0)
+        {
+            await connection.ExecuteAsync(
+                $"""
+                INSERT INTO books (isbn, title, price_cents, available)
+                SELECT isbn, title, price_cents, available
+                FROM {sql.Rows("@books", "b", ("isbn", "TEXT"), ("title", "TEXT"), ("price_cents", "INTEGER"), ("available", "INTEGER"))}
+                WHERE true
+                ON CONFLICT (isbn) DO UPDATE SET title = excluded.title, price_cents = excluded.price_cents, available = excluded.available;
+                INSERT INTO sold_lines (event_id, isbn, quantity, amount_cents)
+                SELECT event_id, isbn, quantity, amount_cents
+                FROM {sql.Rows("@lines", "l", ("event_id", "TEXT"), ("isbn", "TEXT"), ("quantity", "INTEGER"), ("amount_cents", "INTEGER"))}
+                WHERE true
+                ON CONFLICT DO NOTHING
+                """,
+                new { books = SqlDialect.Objects(books), lines = SqlDialect.Objects(lines) },
                 transaction);
         }
 
-        if (inserted == 1 && data is OrderConfirmed confirmed)
-        {
-            foreach (var line in confirmed.Lines)
-            {
-                await transaction.Connection!.ExecuteAsync(
-                    "INSERT INTO sold_lines (event_id, isbn, quantity, amount_cents) VALUES (@eventId, @Isbn, @Quantity, @cents) ON CONFLICT DO NOTHING",
-                    new { eventId, line.Isbn, line.Quantity, cents = Money.ToCents(line.Amount) },
-                    transaction);
-            }
-        }
-
-        return inserted == 1;
+        return inserted.Count;
     }
+
+    /// <summary>The book's whole state, as both catalog events carry it.</summary>
+    private static Book? BookOf(object data) => data switch
+    {
+        BookPriceChanged e => new Book(e.Isbn, e.Title, e.Price, e.Available),
+        BookAvailabilityChanged e => new Book(e.Isbn, e.Title, e.Price, e.Available),
+        _ => null,
+    };
+
+    private static (string? OrderId, decimal? Amount) OrderAndAmountOf(object data) => data switch
+    {
+        OrderPlaced e => (e.OrderId, e.Total),
+        OrderConfirmed e => (e.OrderId, e.Total),
+        OrderCancelled e => (e.OrderId, null),
+        PaymentSucceeded e => (e.OrderId, e.Amount),
+        PaymentFailed e => (e.OrderId, e.Amount),
+        StockReserved e => (e.OrderId, e.Total),
+        StockRejected e => (e.OrderId, null),
+        StockReleased e => (e.OrderId, null),
+        NotificationSent e => (e.OrderId, null),
+        _ => (null, null),
+    };
 
     public static async Task<Summary> SummaryAsync(DbConnection connection, DbTransaction? transaction = null)
     {

@@ -7,7 +7,7 @@ using Dapper;
 namespace Bookstore.Analytics.Journeys;
 
 /// <summary>The journey's record of each event of an order, one row per event id, written with its
-/// fact (<see cref="Data.AnalyticsStore.RecordAsync(DbTransaction, Bookstore.Messaging.Events.CloudEvent, string, int, long, EventDefinition, object)"/>)
+/// fact (<see cref="Data.AnalyticsStore.RecordAsync(DbTransaction, IReadOnlyList{Bookstore.Messaging.Consuming.ConsumedEvent})"/>)
 /// and folded away with it.</summary>
 public static class JourneyStore
 {
@@ -32,33 +32,57 @@ public static class JourneyStore
         CREATE INDEX IF NOT EXISTS journey_events_by_order ON journey_events (order_id, written_at);
         """;
 
-    /// <summary>The row of one event, under the same rule as its fact: nothing older than the
-    /// latest fold (it may have been folded already), nothing twice. Sent in one command with the
-    /// fact's statement, so it costs no round trip of its own.</summary>
-    public const string InsertSql = """
+    /// <summary>The rows of a batch's events (<c>@journeys</c>, from <see cref="RowOf"/>), under the
+    /// same rule as their facts: nothing older than the latest fold (it may have been folded
+    /// already), nothing twice. Sent in one command with the facts' statement.</summary>
+    public static string InsertSql(SqlDialect sql) => $"""
         INSERT INTO journey_events (event_id, order_id, type, source, topic, kafka_partition, kafka_offset, written_at,
                                     published_at, causation_id, cause_fetched_at, work_queued_at, work_started_at, trace_id)
-        SELECT @eventId, @journeyOrderId, @type, @journeySource, @topic, @journeyPartition, @journeyOffset, @at,
-               @publishedAt, @causationId, @causeFetchedAt, @workQueuedAt, @workStartedAt, @traceId
-        WHERE @at >= coalesce((SELECT folded_before FROM fold_watermark), '')
+        SELECT event_id, order_id, type, source, topic, kafka_partition, kafka_offset, written_at,
+               published_at, causation_id, cause_fetched_at, work_queued_at, work_started_at, trace_id
+        FROM {sql.Rows(
+            "@journeys",
+            "j",
+            ("event_id", "TEXT"),
+            ("order_id", "TEXT"),
+            ("type", "TEXT"),
+            ("source", "TEXT"),
+            ("topic", "TEXT"),
+            ("kafka_partition", "INTEGER"),
+            ("kafka_offset", "INTEGER"),
+            ("written_at", "TEXT"),
+            ("published_at", "TEXT"),
+            ("causation_id", "TEXT"),
+            ("cause_fetched_at", "TEXT"),
+            ("work_queued_at", "TEXT"),
+            ("work_started_at", "TEXT"),
+            ("trace_id", "TEXT"))}
+        WHERE written_at >= coalesce((SELECT folded_before FROM fold_watermark), '')
         ON CONFLICT DO NOTHING
         """;
 
-    /// <summary>The parameters of <see cref="InsertSql"/> beside the fact's (<c>@eventId</c>,
-    /// <c>@type</c>, <c>@topic</c>, <c>@at</c>); all null without a journey event.</summary>
-    public static object Parameters(JourneyEvent? e) => new
+    /// <summary>One event's row for <see cref="InsertSql"/>, its properties named as the columns.</summary>
+    public static object RowOf(JourneyEvent e)
     {
-        journeyOrderId = e?.OrderId,
-        journeySource = e?.Source,
-        journeyPartition = e?.Partition,
-        journeyOffset = e?.Offset,
-        publishedAt = Text(e?.PublishedAt),
-        causationId = e?.CausationId,
-        causeFetchedAt = Text(e?.CauseFetchedAt),
-        workQueuedAt = Text(e?.WorkQueuedAt),
-        workStartedAt = Text(e?.WorkStartedAt),
-        traceId = e?.TraceId,
-    };
+        ArgumentNullException.ThrowIfNull(e);
+        return new
+        {
+            event_id = e.EventId,
+            order_id = e.OrderId,
+            type = e.Type,
+            source = e.Source,
+            topic = e.Topic,
+            kafka_partition = e.Partition,
+            kafka_offset = e.Offset,
+            written_at = Text(e.WrittenAt),
+            published_at = Text(e.PublishedAt),
+            causation_id = e.CausationId,
+            cause_fetched_at = Text(e.CauseFetchedAt),
+            work_queued_at = Text(e.WorkQueuedAt),
+            work_started_at = Text(e.WorkStartedAt),
+            trace_id = e.TraceId,
+        };
+    }
 
     public static string? Text(DateTimeOffset? at) => at?.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture);
 

@@ -100,6 +100,15 @@ public sealed partial class BatchProcessor(
             var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
             using var savepoint = new Savepoint(transaction, "message");
             var outcome = (Handled: 0, DeadLettered: 0);
+            async Task HandleOneAsync(IncomingMessage message)
+            {
+                var handled = await HandleWithRetriesAsync(transaction, savepoint, message, fetchedAt, afterCommit);
+                outcome.Handled += handled ? 1 : 0;
+                outcome.DeadLettered += handled ? 0 : 1;
+                Count(outcomes, message, handled ? "handled" : "dead_lettered");
+            }
+
+            var allAtOnce = new List<(IncomingMessage Message, ConsumedEvent Event)>();
             foreach (var message in messages)
             {
                 if (message.Poison is { } poison)
@@ -110,20 +119,31 @@ public sealed partial class BatchProcessor(
                 }
                 else if (fresh.Remove(message.Event!.Id))
                 {
-                    if (await HandleWithRetriesAsync(transaction, savepoint, message, fetchedAt, afterCommit))
+                    if (registration.BatchHandlers.Count > 0 && TryConsume(message) is { } consumed)
                     {
-                        outcome.Handled++;
-                        Count(outcomes, message, "handled");
+                        allAtOnce.Add((message, consumed));
                     }
                     else
                     {
-                        outcome.DeadLettered++;
-                        Count(outcomes, message, "dead_lettered");
+                        await HandleOneAsync(message);
                     }
                 }
                 else if (message.HasHandlers)
                 {
                     Count(outcomes, message, "duplicate");
+                }
+            }
+
+            if (allAtOnce.Count > 0 && await HandleAllAtOnceAsync(transaction, savepoint, allAtOnce.ConvertAll(m => m.Event)))
+            {
+                outcome.Handled += allAtOnce.Count;
+                allAtOnce.ForEach(m => Count(outcomes, m.Message, "handled"));
+            }
+            else
+            {
+                foreach (var (message, _) in allAtOnce)
+                {
+                    await HandleOneAsync(message);
                 }
             }
 
@@ -157,7 +177,7 @@ public sealed partial class BatchProcessor(
             return new IncomingMessage(result, topic, cloudEvent, definition, handlers, null)
             {
                 // A known event this service has no business with is neither handled nor recorded.
-                HasHandlers = handlers.Count > 0 || registration.AnyEventHandlers.Count > 0,
+                HasHandlers = handlers.Count > 0 || registration.BatchHandlers.Count > 0,
             };
         }
         catch (PoisonMessageException e)
@@ -205,7 +225,7 @@ public sealed partial class BatchProcessor(
                     savepoint.Begin();
                     try
                     {
-                        await InvokeHandlersAsync(transaction, message, fetchedAt, afterCommit);
+                        await InvokeHandlersAsync(transaction, message, afterCommit);
                         savepoint.Release();
                     }
                     catch
@@ -227,7 +247,7 @@ public sealed partial class BatchProcessor(
         }
     }
 
-    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message, DateTimeOffset fetchedAt, List<Action> afterCommit)
+    private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message, List<Action> afterCommit)
     {
         var (cloudEvent, definition) = (message.Event!, message.Definition!);
         var data = EventSerializer.ReadData(cloudEvent, definition);
@@ -237,17 +257,86 @@ public sealed partial class BatchProcessor(
             Topic = message.Topic,
             Partition = message.Result.Partition.Value,
             Offset = message.Result.Offset.Value,
-            FetchedAt = fetchedAt,
         };
         foreach (var handle in message.Handlers)
         {
             await handle(services, context, data, CancellationToken.None);
         }
 
-        foreach (var type in registration.AnyEventHandlers)
+        if (registration.BatchHandlers.Count > 0)
         {
-            await ((IAnyEventHandler)services.GetRequiredService(type)).HandleAsync(context, definition, data, CancellationToken.None);
+            await InvokeBatchHandlersAsync(transaction, [new ConsumedEvent(cloudEvent, definition, data, message.Topic, context.Partition, context.Offset)]);
         }
+    }
+
+    private async Task InvokeBatchHandlersAsync(DbTransaction transaction, IReadOnlyList<ConsumedEvent> events)
+    {
+        foreach (var type in registration.BatchHandlers)
+        {
+            await ((IEventBatchHandler)services.GetRequiredService(type)).HandleAsync(transaction, events, CancellationToken.None);
+        }
+    }
+
+    /// <summary>The event with its data, for the batch handlers; null when its data cannot be read
+    /// (it is then handled alone, and dead-lettered).</summary>
+    private static ConsumedEvent? TryConsume(IncomingMessage message)
+    {
+        try
+        {
+            var (cloudEvent, definition) = (message.Event!, message.Definition!);
+            return new ConsumedEvent(cloudEvent, definition, EventSerializer.ReadData(cloudEvent, definition), message.Topic, message.Result.Partition.Value, message.Result.Offset.Value);
+        }
+        catch (PoisonMessageException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The batch handlers given the batch's new events at once, in a savepoint. False, and
+    /// undone, when they failed: the events are then handled one at a time, so that only one that
+    /// fails every attempt is dead-lettered.</summary>
+    private async Task<bool> HandleAllAtOnceAsync(DbTransaction transaction, Savepoint savepoint, List<ConsumedEvent> events)
+    {
+        var started = Stopwatch.GetTimestamp();
+        // Each event's span, a child of the span that wrote it, covers the batch that handles it.
+        var outer = Activity.Current;
+        var spans = new List<Activity>(events.Count);
+        foreach (var e in events)
+        {
+            if (MessagingTelemetry.StartProcess(e.Event, e.Topic, e.Partition, e.Offset, options.GroupId) is { } span)
+            {
+                spans.Add(span);
+            }
+
+            Activity.Current = outer;
+        }
+
+        savepoint.Begin();
+        try
+        {
+            await InvokeBatchHandlersAsync(transaction, events);
+            savepoint.Release();
+        }
+        catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
+        {
+            savepoint.Undo();
+            spans.ForEach(span => MessagingTelemetry.Fail(span, e));
+            LogAllAtOnceFailed(e, options.GroupId, events.Count);
+            return false;
+        }
+        finally
+        {
+            spans.ForEach(span => span.Dispose());
+            Activity.Current = outer;
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(started);
+        foreach (var e in events)
+        {
+            metrics.RecordProcess(elapsed, e.Topic, e.Event.Type, failed: false);
+        }
+
+        return true;
     }
 
     /// <summary>Records the event ids with one statement (the batch as its one parameter);
@@ -293,6 +382,9 @@ public sealed partial class BatchProcessor(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Group {Group}: a batch of {Count} failed as a whole; retrying it")]
     private partial void LogBatchFailed(Exception exception, string group, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Group {Group}: handling {Count} events at once failed; handling them one at a time")]
+    private partial void LogAllAtOnceFailed(Exception exception, string group, int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The dead letter of {Topic}/{Partition}@{Offset} carries only the start of its {Bytes}-byte value (too large to publish whole); the original stays at that offset")]
     private partial void LogDeadLetterTruncated(string topic, int partition, long offset, long bytes);

@@ -15,11 +15,18 @@ public interface IEventHandler<in TEvent>
     Task HandleAsync(EventContext context, TEvent data, CancellationToken cancellationToken);
 }
 
-/// <summary>Sees every known event on the subscribed topics (Analytics).</summary>
-public interface IAnyEventHandler
+/// <summary>Sees every known event of its topics, a batch at a time (Analytics): what it writes
+/// per event it writes for the whole batch, a statement per table, in the batch's transaction.</summary>
+/// <remarks>Should the batch fail, it is given its events again one at a time, each retried and
+/// finally dead-lettered alone: one poison event never holds up the others.</remarks>
+public interface IEventBatchHandler
 {
-    Task HandleAsync(EventContext context, EventDefinition definition, object data, CancellationToken cancellationToken);
+    Task HandleAsync(DbTransaction transaction, IReadOnlyList<ConsumedEvent> events, CancellationToken cancellationToken);
 }
+
+/// <summary>An event as a consumer read it: where from, its definition in the catalog, and its data.</summary>
+/// <param name="Topic">The logical topic name, as in the topic table.</param>
+public sealed record ConsumedEvent(CloudEvent Event, EventDefinition Definition, object Data, string Topic, int Partition, long Offset);
 
 /// <summary>What a handler may use: the event, where it came from, and the batch's transaction.</summary>
 public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox, ICollection<Action>? afterCommit = null)
@@ -40,9 +47,6 @@ public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox
 
     public required long Offset { get; init; }
 
-    /// <summary>When this service's consumer fetched the event from Kafka.</summary>
-    public DateTimeOffset FetchedAt { get; init; }
-
     /// <summary>Runs <paramref name="action"/> once the batch's transaction committed (e.g. waking a
     /// worker for what the handler recorded: woken earlier, it might look before the rows exist).</summary>
     public void AfterCommit(Action action) =>
@@ -57,17 +61,18 @@ public sealed class EventContext(DbTransaction transaction, Outbox.Outbox outbox
 public sealed class ConsumerRegistration
 {
     private readonly Dictionary<string, List<Func<IServiceProvider, EventContext, object, CancellationToken, Task>>> _handlers = [];
-    private readonly List<Type> _anyEventHandlers = [];
+    private readonly List<Type> _batchHandlers = [];
     private readonly HashSet<string> _topics = [];
 
     public IReadOnlyCollection<string> Topics => _topics;
 
-    public IReadOnlyList<Type> AnyEventHandlers => _anyEventHandlers;
+    public IReadOnlyList<Type> BatchHandlers => _batchHandlers;
 
     public ConsumerRegistration Handle<TEvent, THandler>()
         where TEvent : class
         where THandler : class, IEventHandler<TEvent>
     {
+        RefuseMixing(batch: false);
         var definition = EventCatalog.For<TEvent>();
         _topics.Add(definition.Topic.Name);
         if (!_handlers.TryGetValue(definition.TypeName, out var list))
@@ -80,16 +85,17 @@ public sealed class ConsumerRegistration
         return this;
     }
 
-    /// <summary>Every known event of <paramref name="topics"/> goes to <typeparamref name="THandler"/>.</summary>
+    /// <summary>Every known event of <paramref name="topics"/> goes to <typeparamref name="THandler"/>, a batch at a time.</summary>
     public ConsumerRegistration HandleAll<THandler>(params TopicSpec[] topics)
-        where THandler : class, IAnyEventHandler
+        where THandler : class, IEventBatchHandler
     {
+        RefuseMixing(batch: true);
         foreach (var topic in topics)
         {
             _topics.Add(topic.Name);
         }
 
-        _anyEventHandlers.Add(typeof(THandler));
+        _batchHandlers.Add(typeof(THandler));
         HandlerTypes.Add(typeof(THandler));
         return this;
     }
@@ -101,6 +107,16 @@ public sealed class ConsumerRegistration
     {
         PruneStepTypes.Add(typeof(TStep));
         return this;
+    }
+
+    /// <summary>One way or the other: a failed batch is handled again one event at a time, which
+    /// would run the typed handlers' work of its events a second time.</summary>
+    private void RefuseMixing(bool batch)
+    {
+        if (batch ? _handlers.Count > 0 : _batchHandlers.Count > 0)
+        {
+            throw new InvalidOperationException("A consumer has typed handlers (Handle<E, H>) or batch handlers (HandleAll<H>), not both.");
+        }
     }
 
     internal HashSet<Type> HandlerTypes { get; } = [];

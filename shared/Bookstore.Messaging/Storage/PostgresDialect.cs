@@ -20,6 +20,9 @@ public sealed partial class PostgresDialect : SqlDialect
 
     public override object List<T>(IEnumerable<T> values) => values.ToArray();
 
+    public override string Rows(string parameter, string table, params (string Name, string Type)[] columns) =>
+        $"jsonb_to_recordset(CAST({parameter} AS jsonb)) AS {table}({string.Join(", ", columns.Select(c => $"{c.Name} {(c.Type == "INTEGER" ? "bigint" : "text")}"))})";
+
     public override string SkipLocked => " FOR UPDATE SKIP LOCKED";
 
     public override Task SerializeAsync(DbTransaction transaction, string work)

@@ -20,6 +20,15 @@ public abstract class SqlDialect
     /// <summary>The parameter value for <see cref="Values"/>.</summary>
     public abstract object List<T>(IEnumerable<T> values);
 
+    /// <summary>Rows as a table named <paramref name="table"/> with <paramref name="columns"/> (each
+    /// <c>TEXT</c> or <c>INTEGER</c>), bound to <paramref name="parameter"/> whose value comes from
+    /// <see cref="Objects{T}"/>: many rows written with one statement.</summary>
+    public abstract string Rows(string parameter, string table, params (string Name, string Type)[] columns);
+
+    /// <summary>The parameter value for <see cref="Rows"/>: one JSON object per row, its properties
+    /// named as the columns.</summary>
+    public static object Objects<T>(IEnumerable<T> rows) => Json(rows);
+
     /// <summary>Appended to a <c>SELECT</c> that picks rows to claim: rows another transaction is
     /// claiming are passed over instead of waited for (and, on PostgreSQL, not claimed twice).</summary>
     public abstract string SkipLocked { get; }

@@ -13,6 +13,9 @@ public sealed class SqliteDialect : SqlDialect
 
     public override object List<T>(IEnumerable<T> values) => Json(values);
 
+    public override string Rows(string parameter, string table, params (string Name, string Type)[] columns) =>
+        $"(SELECT {string.Join(", ", columns.Select(c => $"value ->> '{c.Name}' AS {c.Name}"))} FROM json_each({parameter})) AS {table}";
+
     public override string SkipLocked => string.Empty;
 
     // One writer at a time: a write transaction already has the database to itself.
