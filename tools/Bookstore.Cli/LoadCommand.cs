@@ -29,14 +29,22 @@ internal static class LoadCommand
         var deadline = new Option<int>("--deadline") { Description = "seconds to wait for every order to be terminal", DefaultValueFactory = _ => 180 };
         var restock = new Option<bool>("--restock") { Description = "top up the books the load orders first, so orders are confirmed rather than out of stock" };
         var analytics = new Option<string>("--analytics") { Description = "the Analytics Service, asked once the orders are terminal where their time went (per hop and step)", DefaultValueFactory = _ => JourneyReport.DefaultAnalytics.ToString() };
-        var load = new Command("load", "Place orders over HTTP and measure until every one is Confirmed or Cancelled, then where the time went.") { orders, rate, concurrency, json, deadline, restock, analytics };
+        var rates = new Option<string?>("--rates") { Description = "a sweep instead of one run: orders per second, comma-separated (e.g. 100,200,500,1000), each for --step-seconds; prints the throughput/latency curve and where it saturates" };
+        var stepSeconds = new Option<int>("--step-seconds") { Description = "how long each rate of a sweep places orders", DefaultValueFactory = _ => 20 };
+        var load = new Command("load", "Place orders over HTTP and measure until every one is Confirmed or Cancelled: throughput, latency, CPU per order, then where the time went.") { orders, rate, concurrency, json, deadline, restock, analytics, rates, stepSeconds };
         load.SetAction((parse, ct) => CommandRunner.Run(async () =>
         {
             var count = parse.GetValue(orders);
             var inFlight = parse.GetValue(concurrency);
-            if (count is < 1 or > 1_000_000 || inFlight is < 1 or > 1024 || parse.GetValue(rate) is < 1)
+            if (count is < 1 or > 1_000_000 || inFlight is < 1 or > 1024 || parse.GetValue(rate) is < 1 || parse.GetValue(stepSeconds) is < 1 or > 3600)
             {
-                throw new LocalKafkaException("--orders 1..1000000, --concurrency 1..1024, --rate at least 1.");
+                throw new LocalKafkaException("--orders 1..1000000, --concurrency 1..1024, --rate at least 1, --step-seconds 1..3600.");
+            }
+
+            if (parse.GetValue(rates) is { } sweep)
+            {
+                await SweepAsync(ParseRates(sweep), parse.GetValue(stepSeconds), inFlight, TimeSpan.FromSeconds(parse.GetValue(deadline)), parse.GetValue(restock), parse.GetValue(json), ct);
+                return;
             }
 
             var result = await RunAsync(count, parse.GetValue(rate), inFlight, TimeSpan.FromSeconds(parse.GetValue(deadline)), parse.GetValue(restock), !parse.GetValue(json) && !Console.IsOutputRedirected, ct);
@@ -58,9 +66,68 @@ internal static class LoadCommand
         return load;
     }
 
+    private static List<int> ParseRates(string text)
+    {
+        var rates = new List<int>();
+        foreach (var part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var r) || r is < 1 or > 100_000)
+            {
+                throw new LocalKafkaException($"--rates: '{part}' is not a rate of 1..100000 orders per second (e.g. --rates 100,200,500).");
+            }
+
+            rates.Add(r);
+        }
+
+        return rates.Count > 0 ? rates : throw new LocalKafkaException("--rates: give at least one rate (e.g. --rates 100,200,500).");
+    }
+
+    /// <summary>One run per rate, each placing rate × seconds orders and waiting for all of them to
+    /// be terminal before the next: the throughput/latency curve, and where the suite stops keeping up.</summary>
+    private static async Task SweepAsync(IReadOnlyList<int> rates, int seconds, int concurrency, TimeSpan deadline, bool restock, bool json, CancellationToken cancellationToken)
+    {
+        var steps = new List<SweepStep>();
+        foreach (var r in rates)
+        {
+            if (!json)
+            {
+                Console.WriteLine($"  {r} orders/s for {seconds} s …");
+            }
+
+            var result = await RunAsync(r * seconds, r, concurrency, deadline, restock, progress: false, cancellationToken);
+            steps.Add(new SweepStep(r, result));
+        }
+
+        var sweep = new SweepResult(steps, steps.Where(s => s.Saturated).Select(s => (double?)s.Result.TerminalPerSecond).Max());
+        if (json)
+        {
+            Console.WriteLine(JsonSerializer.Serialize(sweep, Json));
+        }
+        else
+        {
+            Console.WriteLine();
+            Console.WriteLine($"  {"offered/s",9} {"terminal/s",10} {"p50 ms",8} {"p90 ms",8} {"p99 ms",8} {"cpu ms/order",12}  outcomes");
+            foreach (var step in steps)
+            {
+                var r = step.Result;
+                Console.WriteLine($"  {step.Rate,9} {r.TerminalPerSecond,10} {r.TerminalLatencyMs.P50,8} {r.TerminalLatencyMs.P90,8} {r.TerminalLatencyMs.P99,8} {r.CpuMsPerOrder?.Total,12}  {string.Join(", ", r.Outcomes.Select(o => $"{o.Key} {o.Value}"))}{(step.Saturated ? "  (not keeping up)" : string.Empty)}");
+            }
+
+            Console.WriteLine(sweep.SaturatesAt is { } at
+                ? $"  saturates at ≈ {at} orders/s placed→terminal"
+                : $"  kept up with every rate, up to {rates.Max()} orders/s");
+        }
+
+        if (steps.Sum(s => s.Result.Lost + s.Result.Stuck + s.Result.Errors) is var bad and > 0)
+        {
+            throw new LocalKafkaException($"{bad} orders lost, stuck or failed across the sweep.");
+        }
+    }
+
     private static async Task<LoadResult> RunAsync(int count, int? rate, int concurrency, TimeSpan deadline, bool restock, bool progress, CancellationToken cancellationToken)
     {
-        var connection = LocalClusterState.ResolveConnection(RepositoryRoot.Find()) ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
+        var root = RepositoryRoot.Find();
+        var connection = LocalClusterState.ResolveConnection(root) ?? throw new LocalKafkaException("No Kafka cluster is known: run ./bookstore up.");
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency, PooledConnectionLifetime = TimeSpan.FromMinutes(5) })
         {
             Timeout = TimeSpan.FromSeconds(30),
@@ -74,6 +141,7 @@ internal static class LoadCommand
         using var stopWatching = new CancellationTokenSource();
         using var watcher = StartWatcher(connection, placed, terminal, stopWatching.Token);
 
+        var cpuBefore = SuiteCpu.Read(root);
         var clock = Stopwatch.StartNew();
         var begin = Stopwatch.GetTimestamp();
         var placingFrom = DateTimeOffset.UtcNow;
@@ -129,6 +197,7 @@ internal static class LoadCommand
         var placementSeconds = clock.Elapsed.TotalSeconds;
         var placingTo = DateTimeOffset.UtcNow;
         await WaitTerminalAsync(http, placed, terminal, deadline, cancellationToken);
+        var cpuAfter = SuiteCpu.Read(root);
         // Only this run's orders: the watcher also sees late outcomes of orders placed before it.
         var ours = terminal.Where(t => placed.ContainsKey(t.Key)).Select(t => t.Value).ToList();
         var lastTerminal = ours.Count == 0 ? Stopwatch.GetTimestamp() : ours.Max(t => t.At);
@@ -172,6 +241,7 @@ internal static class LoadCommand
         {
             PlacedFrom = placingFrom,
             PlacedTo = placingTo,
+            CpuMsPerOrder = cpuBefore.ByProcess.Count == 0 ? null : SuiteCpu.PerOrder(cpuBefore, cpuAfter, ours.Count),
         };
     }
 
@@ -353,6 +423,11 @@ internal static class LoadCommand
         Console.WriteLine($"  accepted:    {r.AcceptedLatencyMs}");
         Console.WriteLine($"  terminal:    {r.TerminalLatencyMs}");
         Console.WriteLine($"  outcomes:    {string.Join(", ", r.Outcomes.Select(o => $"{o.Key} {o.Value}"))}");
+        if (r.CpuMsPerOrder is { } cpu)
+        {
+            Console.WriteLine($"  cpu/order:   {cpu}");
+        }
+
         foreach (var error in r.SampleErrors)
         {
             Console.WriteLine($"  error:       {error}");
@@ -416,6 +491,11 @@ internal sealed record LoadResult(
     /// <summary>When the last placement was answered.</summary>
     public DateTimeOffset PlacedTo { get; init; }
 
+    /// <summary>CPU milliseconds per terminal order from the first request to the last terminal
+    /// order, per process of the suite (null where there is no <c>/proc</c>).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public CpuPerOrder? CpuMsPerOrder { get; init; }
+
     /// <summary>Where the time went: per hop and step, percentiles across the run's journeys.</summary>
     public JourneyBreakdownReportView? Journeys { get; init; }
 
@@ -423,3 +503,13 @@ internal sealed record LoadResult(
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string? JourneysUnavailable { get; init; }
 }
+
+/// <param name="Rate">The offered rate, orders per second.</param>
+internal sealed record SweepStep(int Rate, LoadResult Result)
+{
+    /// <summary>Not keeping up: fewer than 90 % of the offered orders per second reached a terminal state.</summary>
+    public bool Saturated => Result.TerminalPerSecond < 0.9 * Rate;
+}
+
+/// <param name="SaturatesAt">The highest terminal throughput among the rates it could not keep up with.</param>
+internal sealed record SweepResult(IReadOnlyList<SweepStep> Steps, double? SaturatesAt);
