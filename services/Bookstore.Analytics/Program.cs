@@ -14,6 +14,7 @@ if (HealthProbe.IsRequested(args))
 var builder = WebApplication.CreateBuilder(args);
 builder.AddServiceDefaults(defaultUrl: "http://127.0.0.1:5500");
 builder.AddMessaging(ConsumerGroups.Analytics, AnalyticsStore.Schema, consumers => consumers
+    .Observe()
     .HandleAll<RecordEvents>([.. Topics.Seed])
     .Prune<AnalyticsFactsPruneStep>());
 builder.AddDashboard();

@@ -191,6 +191,11 @@ public sealed partial class ConsumerHost(
         config.EnableAutoCommit = true;
         config.AutoCommitIntervalMs = 500;
         config.Debug = options.KafkaDebug;
+        if (registration.IsObserver)
+        {
+            config.Observing();
+        }
+
         // The fetch-stall check reads librdkafka's own view of each partition's fetcher: a few
         // samples per check interval.
         config.StatisticsIntervalMs = (int)Math.Clamp(options.FetchStallCheckInterval.TotalMilliseconds / 3, 100, 5_000);

@@ -68,6 +68,17 @@ public sealed class ConsumerRegistration
 
     public IReadOnlyList<Type> BatchHandlers => _batchHandlers;
 
+    /// <summary>True for a consumer that watches the saga and drives none of it (Analytics): it
+    /// fetches in large batches, a second apart at most (<see cref="KafkaClientConfigs.Observing"/>).</summary>
+    public bool IsObserver { get; private set; }
+
+    /// <summary>Makes this consumer an observer (<see cref="IsObserver"/>).</summary>
+    public ConsumerRegistration Observe()
+    {
+        IsObserver = true;
+        return this;
+    }
+
     public ConsumerRegistration Handle<TEvent, THandler>()
         where TEvent : class
         where THandler : class, IEventHandler<TEvent>
