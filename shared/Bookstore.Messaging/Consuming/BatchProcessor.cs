@@ -265,7 +265,7 @@ public sealed partial class BatchProcessor(
 
         if (registration.BatchHandlers.Count > 0)
         {
-            await InvokeBatchHandlersAsync(transaction, [new ConsumedEvent(cloudEvent, definition, data, message.Topic, context.Partition, context.Offset)]);
+            await InvokeBatchHandlersAsync(transaction, [Consumed(message, data)]);
         }
     }
 
@@ -283,14 +283,16 @@ public sealed partial class BatchProcessor(
     {
         try
         {
-            var (cloudEvent, definition) = (message.Event!, message.Definition!);
-            return new ConsumedEvent(cloudEvent, definition, EventSerializer.ReadData(cloudEvent, definition), message.Topic, message.Result.Partition.Value, message.Result.Offset.Value);
+            return Consumed(message, EventSerializer.ReadData(message.Event!, message.Definition!));
         }
         catch (PoisonMessageException)
         {
             return null;
         }
     }
+
+    private static ConsumedEvent Consumed(IncomingMessage message, object data) =>
+        new(message.Event!, message.Definition!, data, message.Topic, message.Result.Partition.Value, message.Result.Offset.Value);
 
     /// <summary>The batch handlers given the batch's new events at once, in a savepoint. False, and
     /// undone, when they failed: the events are then handled one at a time, so that only one that
