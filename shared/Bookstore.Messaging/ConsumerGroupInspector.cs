@@ -41,6 +41,10 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
 
     private readonly Dictionary<string, IConsumer<byte[], byte[]>> _offsetReaders = [];
 
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+
+    private bool _disposed;
+
     /// <summary>One look, for a command that asks once.</summary>
     public static async Task<IReadOnlyList<GroupStatus>> DescribeAsync(KafkaConnection connection, IReadOnlyCollection<string> groupIds)
     {
@@ -49,12 +53,18 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
         return await inspector.DescribeAsync(groupIds);
     }
 
+    /// <summary>Callers may ask concurrently; they are answered one at a time.</summary>
     /// <exception cref="KafkaException">A broker did not answer (e.g. one is down and still listed).</exception>
     public async Task<IReadOnlyList<GroupStatus>> DescribeAsync(IReadOnlyCollection<string> groupIds)
     {
         ArgumentNullException.ThrowIfNull(groupIds);
+        // One look at a time: a failed look replaces the clients, and a client disposed under a
+        // request still in flight never completes it (seen: ListOffsetsAsync hung for good) or
+        // crashes the process in librdkafka (seen: SIGSEGV in the test host during a broker kill).
+        await _oneAtATime.WaitAsync();
         try
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             return await DescribeOnceAsync(groupIds);
         }
         catch (KafkaException)
@@ -65,6 +75,10 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
             DisposeClients();
             _admin = NewAdminClient(connection, clientId);
             throw;
+        }
+        finally
+        {
+            _oneAtATime.Release();
         }
     }
 
@@ -109,7 +123,23 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
         return result;
     }
 
-    public void Dispose() => DisposeClients();
+    public void Dispose()
+    {
+        // Waits for a look in progress: its clients must outlive its requests.
+        _oneAtATime.Wait();
+        try
+        {
+            if (!_disposed)
+            {
+                _disposed = true;
+                DisposeClients();
+            }
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
+    }
 
     private static IAdminClient NewAdminClient(KafkaConnection connection, string clientId) =>
         new AdminClientBuilder(KafkaClientConfigs.Admin(connection, clientId))
