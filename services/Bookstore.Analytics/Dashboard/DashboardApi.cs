@@ -61,7 +61,7 @@ public static class DashboardApi
     private static async Task<Ok<DashboardState>> GetState(ServiceDatabase database, ClusterWatcher watcher, EventTail tail, OrderBurst burst, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenAsync(cancellationToken);
-        return TypedResults.Ok(new DashboardState(watcher.View, await AnalyticsStore.FunnelAsync(connection), tail.Recent(), tail.Throughput(), burst.Progress, tail.Problems()));
+        return TypedResults.Ok(new DashboardState(watcher.Watch(), await AnalyticsStore.FunnelAsync(connection), tail.Recent(), tail.Throughput(), burst.Progress, tail.Problems()));
     }
 
     private static async Task<Ok<IReadOnlyList<Book>>> GetBooks(ServiceDatabase database, CancellationToken cancellationToken)

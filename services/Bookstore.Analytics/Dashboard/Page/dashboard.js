@@ -302,7 +302,8 @@ let journeyShown = null;
 async function showJourney(orderId, round = 0) {
   clearTimeout(journeyTimer);
   journeyShown = orderId;
-  $("journey-order").value = orderId;
+  // Only when asked, not on every refresh: a refresh must not overwrite an id being typed in.
+  if (round === 0) $("journey-order").value = orderId;
   let response, body;
   try {
     response = await fetch(`analytics/orders/${encodeURIComponent(orderId)}/journey`, { cache: "no-store" });
