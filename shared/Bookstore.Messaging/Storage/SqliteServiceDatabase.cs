@@ -20,9 +20,10 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     // order, beats SQLite's busy handler, which sleeps and lets later writers overtake.
     private readonly SemaphoreSlim _writeGate = new(1, 1);
 
-    // The writer's connection, kept open between transactions (guarded by the gate): opening one
-    // and setting its PRAGMAs on every transaction cost a few percent of a busy service.
-    private SqliteConnection? _writer;
+    // The writer's connection, kept open between transactions (guarded by the gate) with the
+    // statements it compiled: opening one and setting its PRAGMAs on every transaction cost a few
+    // percent of a busy service, compiling every statement on every call about 7 %.
+    private StatementCachingConnection? _writer;
 
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _checkpoints;
@@ -73,7 +74,9 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         {
             if (_writer is null)
             {
-                _writer = (SqliteConnection)await OpenAsync(cancellationToken);
+                _writer = new StatementCachingConnection(_connectionString);
+                await _writer.OpenAsync(cancellationToken);
+                Configure(_writer);
                 // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold.
                 await _writer.ExecuteAsync("PRAGMA wal_autocheckpoint=0;");
             }
