@@ -84,6 +84,33 @@ public sealed class BatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task Events_the_service_has_no_handler_for_are_passed_over_unread_and_without_a_transaction()
+    {
+        await using var services = Services();
+        var processor = services.GetRequiredService<BatchProcessor>();
+        var database = (SqliteServiceDatabase)services.GetRequiredService<ServiceDatabase>();
+        var confirmed = EventSerializer.Serialize(EventCatalog.OrderConfirmed, new OrderConfirmed("ORD-1", "customer-1", [new OrderLine("978-0-13-468599-1", 1, 10m)], 10m), "test");
+        // Without an id, read in full it would be poison (dead-lettered); unhandled, it is not looked at.
+        var broken = confirmed.Value.Replace($"\"id\":\"{confirmed.EventId}\"", "\"id\":\"\"", StringComparison.Ordinal);
+        Assert.NotEqual(confirmed.Value, broken);
+        var commits = database.Commits;
+
+        var handled = await processor.ProcessWithRetriesAsync([Record(0, confirmed.Key, confirmed.Value), Record(1, confirmed.Key, broken)], DateTimeOffset.UtcNow, CancellationToken.None);
+
+        Assert.True(handled);
+        Assert.Equal(commits, database.Commits);
+        Assert.Equal((0, 0), (processor.Processed, processor.DeadLettered));
+
+        var placed = Placed("ORD-2");
+        Assert.True(await processor.ProcessWithRetriesAsync([Record(2, confirmed.Key, confirmed.Value), Record(3, placed.Key, placed.Value)], DateTimeOffset.UtcNow, CancellationToken.None));
+        Assert.Equal(commits + 1, database.Commits);
+        await using var connection = await database.OpenAsync(CancellationToken.None);
+        Assert.Equal([placed.EventId], await connection.QueryAsync<string>("SELECT event_id FROM processed_events"));
+        Assert.Equal(["ORD-2"], await connection.QueryAsync<string>("SELECT order_id FROM handled"));
+        Assert.Empty(await connection.QueryAsync<string>("SELECT topic FROM outbox"));
+    }
+
+    [Fact]
     public void A_consumer_has_typed_handlers_or_batch_handlers_not_both()
     {
         Assert.Throws<InvalidOperationException>(() => new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>().HandleAll<RecordOrders>(Topics.BookOrders));

@@ -52,6 +52,27 @@ public sealed class EventContractTests
     }
 
     [Fact]
+    public void An_event_is_written_exactly_as_its_cloud_event_serializes_with_and_without_a_cause()
+    {
+        var awkward = new BookPriceChanged("978-0-13-468599-1", "Café & <Kafka> \"quoted\" \u2014 naïve", 12.5m, 3);
+        var plain = EventSerializer.Serialize(EventCatalog.BookPriceChanged, awkward, "inventory-service");
+        EventRecord caused;
+        using (Bookstore.Messaging.Telemetry.EventCause.Enter(new Bookstore.Messaging.Telemetry.EventCause("cause-1", DateTimeOffset.UtcNow, null) { WorkQueuedAt = DateTimeOffset.UtcNow }))
+        {
+            caused = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed, "order-service");
+        }
+
+        foreach (var record in new[] { plain, caused })
+        {
+            Assert.Equal(JsonSerializer.Serialize(EventSerializer.Parse(record.Value), EventSerializer.Options), record.Value);
+        }
+
+        Assert.DoesNotContain("causationid", plain.Value, StringComparison.Ordinal);
+        Assert.Contains("\"causationid\":\"cause-1\"", caused.Value, StringComparison.Ordinal);
+        Assert.DoesNotContain("workstartedat", caused.Value, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_event_reads_back_as_it_was_written()
     {
         var record = EventSerializer.Serialize(EventCatalog.OrderPlaced, Placed, "order-service");

@@ -39,4 +39,23 @@ public sealed class EventReadingTests
         var refused = Assert.Throws<PoisonMessageException>(() => EventSerializer.ReadKnown(Encoding.UTF8.GetBytes(text)));
         Assert.Contains("Unknown event type", refused.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_type_is_peeked_at_the_top_level_and_only_when_the_value_names_exactly_one()
+    {
+        Assert.Equal(EventCatalog.OrderCancelled.TypeName, EventSerializer.PeekType(Valid()));
+        Assert.Equal("outer", Peek("""{"data":{"type":"inner"},"type":"outer"}"""));
+        Assert.Equal("escaped", Peek("""{"ty\u0070e":"escaped"}"""));
+
+        Assert.Null(Peek("""{"type":"one","TYPE":"two"}"""));
+        Assert.Null(Peek("""{"type":"one"} {"type":"two"}"""));
+        Assert.Null(Peek("""{"type":1}"""));
+        Assert.Null(Peek("""{"data":{"type":"inner"}}"""));
+        Assert.Null(Peek("""["type","list"]"""));
+        Assert.Null(Peek("""{"type":"cut"""));
+        Assert.Null(Peek("<not an event>"));
+        Assert.Null(EventSerializer.PeekType([.. Encoding.UTF8.GetBytes("{\"type\":\""), 0xFF, .. Encoding.UTF8.GetBytes("\"}")]));
+    }
+
+    private static string? Peek(string value) => EventSerializer.PeekType(Encoding.UTF8.GetBytes(value));
 }

@@ -91,6 +91,13 @@ public sealed partial class BatchProcessor(
         var started = Stopwatch.GetTimestamp();
         var rememberedSince = DateTimeOffset.UtcNow - _rememberedFor;
         var messages = batch.Select(r => RefuseIfTooOld(Read(r), rememberedSince)).ToList();
+        if (messages.TrueForAll(m => m is { HasHandlers: false, Poison: null }))
+        {
+            // Nothing to write: no transaction, whose lock the service's other writers would wait for.
+            metrics.RecordBatch(Stopwatch.GetElapsedTime(started), batch.Count, []);
+            return;
+        }
+
         var afterCommit = new List<Action>();
         var outcomes = new Dictionary<(string Topic, string Type, string Outcome), int>();
         var (handled, deadLettered) = await database.WriteAsync(async transaction =>
@@ -117,7 +124,7 @@ public sealed partial class BatchProcessor(
                     outcome.DeadLettered++;
                     Count(outcomes, message, "dead_lettered");
                 }
-                else if (fresh.Remove(message.Event!.Id))
+                else if (message.HasHandlers && fresh.Remove(message.Event!.Id))
                 {
                     if (registration.BatchHandlers.Count > 0 && TryConsume(message) is { } consumed)
                     {
@@ -167,6 +174,16 @@ public sealed partial class BatchProcessor(
     private IncomingMessage Read(ConsumeResult<byte[], byte[]> result)
     {
         var topic = options.LogicalTopicName(result.Topic);
+        if (registration.BatchHandlers.Count == 0
+            && EventSerializer.PeekType(result.Message.Value) is { } type
+            && EventCatalog.Find(type) is { } known
+            && registration.HandlersOf(known.TypeName).Count == 0)
+        {
+            // A known event this service has no business with (Payments reads OrderPlaced on
+            // book-orders, say): passed over without being parsed, neither handled nor recorded.
+            return new IncomingMessage(result, topic, null, known, [], null);
+        }
+
         CloudEvent? cloudEvent = null;
         try
         {

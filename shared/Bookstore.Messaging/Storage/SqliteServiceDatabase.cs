@@ -52,6 +52,9 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
 
     public string Path { get; }
 
+    /// <summary>Write transactions committed since this opened.</summary>
+    internal long Commits => Interlocked.Read(ref _commits);
+
     public override string Backend => "sqlite";
 
     public override string Location => Path;
