@@ -1,5 +1,6 @@
 using Bookstore.Messaging;
 using Bookstore.Messaging.Storage;
+using Dapper;
 
 namespace Bookstore.UnitTests;
 
@@ -21,6 +22,48 @@ public sealed class ServiceDatabaseTests : IDisposable
 
         var refused = Assert.Throws<InvalidOperationException>(() => ServiceDatabase.Open(new MessagingOptions { ServiceName = "analytics-service", DatabasePath = path }, string.Empty));
         Assert.Contains("belongs to the service 'inventory-service'", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_readers_connection_is_kept_for_the_next_reader_with_its_statements_compiled()
+    {
+        using var database = ServiceDatabase.Open(new MessagingOptions { ServiceName = "reader-test", DatabasePath = Path.Combine(_data.FullName, "readers.db") }, string.Empty);
+        const string Query = "SELECT count(*) FROM outbox WHERE topic = @topic";
+
+        var first = await database.OpenAsync();
+        await first.ExecuteScalarAsync<long>(Query, new { topic = "a" });
+        var compiled = ((StatementCachingConnection)first).Compiled;
+        await first.DisposeAsync();
+        await first.DisposeAsync(); // a second Dispose must not give it back twice
+
+        await using var second = await database.OpenAsync();
+        await using var third = await database.OpenAsync();
+        Assert.Same(first, second);
+        Assert.NotSame(second, third);
+        Assert.Equal(0, await second.ExecuteScalarAsync<long>(Query, new { topic = "b" }));
+        Assert.Equal(compiled, ((StatementCachingConnection)second).Compiled);
+    }
+
+    [Fact]
+    public async Task A_readers_connection_given_back_inside_a_transaction_or_mid_read_is_closed_not_kept()
+    {
+        using var database = ServiceDatabase.Open(new MessagingOptions { ServiceName = "reader-test", DatabasePath = Path.Combine(_data.FullName, "dirty.db") }, string.Empty);
+
+        var inTransaction = await database.OpenAsync();
+        await inTransaction.BeginTransactionAsync();
+        await inTransaction.DisposeAsync();
+
+        var midRead = await database.OpenAsync();
+        Assert.NotSame(inTransaction, midRead);
+        var reader = await midRead.ExecuteReaderAsync("SELECT 1 UNION ALL SELECT 2");
+        Assert.True(await reader.ReadAsync());
+        await midRead.DisposeAsync();
+
+        await using var next = await database.OpenAsync();
+        Assert.NotSame(inTransaction, next);
+        Assert.NotSame(midRead, next);
+        Assert.Equal(System.Data.ConnectionState.Closed, inTransaction.State);
+        Assert.Equal(System.Data.ConnectionState.Closed, midRead.State);
     }
 
     [Fact]

@@ -25,6 +25,13 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     // percent of a busy service, compiling every statement on every call about 7 %.
     private StatementCachingConnection? _writer;
 
+    // Readers' connections kept open between callers, so that their statements stay compiled and
+    // their PRAGMAs set: a few per service cover its concurrent readers (HTTP, relay, workers).
+    private const int KeptReaders = 4;
+    private readonly Stack<StatementCachingConnection> _readers = new();
+    private readonly Lock _readersLock = new();
+    private bool _closed;
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _checkpoints;
     private long _commits;
@@ -61,12 +68,39 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
 
     public override SqlDialect Sql => SqliteDialect.Instance;
 
+    /// <summary>A reader's connection: one kept open from an earlier caller, with the statements it
+    /// compiled, or a new one. Disposing it gives it back.</summary>
     public override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken = default)
     {
-        var connection = new SqliteConnection(_connectionString);
-        await connection.OpenAsync(cancellationToken);
-        Configure(connection);
+        StatementCachingConnection? connection;
+        lock (_readersLock)
+        {
+            _readers.TryPop(out connection);
+        }
+
+        if (connection is null)
+        {
+            connection = new StatementCachingConnection(_connectionString, GiveBack);
+            await connection.OpenAsync(cancellationToken);
+            Configure(connection);
+        }
+
+        connection.Lend();
         return connection;
+    }
+
+    private bool GiveBack(StatementCachingConnection connection)
+    {
+        lock (_readersLock)
+        {
+            if (_closed || _readers.Count >= KeptReaders)
+            {
+                return false;
+            }
+
+            _readers.Push(connection);
+            return true;
+        }
     }
 
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken cancellationToken = default)
@@ -159,6 +193,16 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
             _writer = null;
             _writeGate.Dispose();
         }
+
+        List<StatementCachingConnection> readers;
+        lock (_readersLock)
+        {
+            _closed = true;
+            readers = [.. _readers];
+            _readers.Clear();
+        }
+
+        readers.ForEach(reader => reader.Discard());
 
         _stopping.Dispose();
         base.Dispose();

@@ -12,7 +12,7 @@ namespace Bookstore.Messaging.Storage;
 /// that compiled it, and Dapper creates a command per call, so every call parsed and planned its
 /// SQL again: about 7 % of a busy service's CPU. Used by one caller at a time (the writer, behind
 /// its gate); a text in use twice at once gets a second command, which is dropped after use.</remarks>
-internal sealed class StatementCachingConnection(string connectionString) : SqliteConnection(connectionString)
+internal sealed class StatementCachingConnection(string connectionString, Func<StatementCachingConnection, bool>? giveBack = null) : SqliteConnection(connectionString)
 {
     // The suite's SQL is a fixed set of texts; the bound stops a caller that inlines values from
     // growing it without end (such texts are then compiled per call, as before).
@@ -20,13 +20,31 @@ internal sealed class StatementCachingConnection(string connectionString) : Sqli
 
     private readonly Dictionary<string, KeptCommand> _idle = new(StringComparer.Ordinal);
 
+    // Kept commands out with callers (running, or a reader open on them).
+    private int _out;
+
+    // Lent by a pool (giveBack is its way back): set while a borrower holds it.
+    private bool _lent;
+
     /// <summary>Statements compiled on this connection, for tests.</summary>
     internal int Compiled { get; private set; }
+
+    /// <summary>Handed to a borrower; its Dispose gives it back to the pool instead of closing it.</summary>
+    internal void Lend() => _lent = true;
+
+    /// <summary>Closes it for good, pool or not.</summary>
+    internal void Discard()
+    {
+        _lent = false;
+        giveBack = null;
+        Dispose();
+    }
 
     protected override DbCommand CreateDbCommand() => new CachedStatementCommand(this, Transaction);
 
     private KeptCommand Rent(string sql)
     {
+        _out++;
         if (_idle.Remove(sql, out var kept))
         {
             return kept;
@@ -38,6 +56,7 @@ internal sealed class StatementCachingConnection(string connectionString) : Sqli
 
     private void Return(KeptCommand command)
     {
+        _out--;
         if (command.Reading || _idle.Count >= Capacity || !_idle.TryAdd(command.CommandText, command))
         {
             command.Dispose();
@@ -48,8 +67,31 @@ internal sealed class StatementCachingConnection(string connectionString) : Sqli
         command.Transaction = null;
     }
 
+    /// <summary>A command whose statement failed: compiled afresh next time, in case it was left mid-step.</summary>
+    private void Drop(KeptCommand command)
+    {
+        _out--;
+        command.Dispose();
+    }
+
     protected override void Dispose(bool disposing)
     {
+        if (disposing && giveBack is not null)
+        {
+            if (!_lent)
+            {
+                // Given back already (a second Dispose by its last borrower): it belongs to the pool.
+                return;
+            }
+
+            _lent = false;
+            // Only a clean connection goes back: open, outside any transaction, no statement running.
+            if (State == System.Data.ConnectionState.Open && Transaction is null && _out == 0 && giveBack(this))
+            {
+                return;
+            }
+        }
+
         if (disposing)
         {
             foreach (var command in _idle.Values)
@@ -127,7 +169,7 @@ internal sealed class StatementCachingConnection(string connectionString) : Sqli
             }
             catch
             {
-                command.Dispose();
+                connection.Drop(command);
                 throw;
             }
         }
@@ -152,8 +194,7 @@ internal sealed class StatementCachingConnection(string connectionString) : Sqli
             }
             catch
             {
-                // A statement that failed may be left mid-step: compiled afresh next time.
-                command.Dispose();
+                connection.Drop(command);
                 throw;
             }
 
