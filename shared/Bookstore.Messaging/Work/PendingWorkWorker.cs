@@ -65,6 +65,12 @@ public sealed partial class PendingWorkWorker(
                     slots.Release(held - claimed.Count);
                 }
 
+                // Each call gives back one slot: never more calls than slots taken, whatever the claim returned.
+                for (; held < claimed.Count; held++)
+                {
+                    await slots.WaitAsync(CancellationToken.None);
+                }
+
                 foreach (var item in claimed)
                 {
                     _ = CallAndReleaseAsync(item, slots, stoppingToken);
@@ -299,11 +305,14 @@ public sealed partial class PendingWorkWorker(
 
     private string DueExistsSql => field ??= $"SELECT EXISTS (SELECT 1 FROM pending_work WHERE {DueCondition})";
 
-    // The due condition again outside the subquery: PostgreSQL re-checks it on a row that another
-    // transaction claimed and committed meanwhile, so the row is not claimed a second time.
+    // The due rows are chosen once, in a materialized CTE: as a plain IN (subquery), PostgreSQL
+    // may evaluate the LIMIT … SKIP LOCKED subquery more than once and claim more rows than asked.
+    // The due condition again outside it: PostgreSQL re-checks it on a row that another transaction
+    // claimed and committed meanwhile, so the row is not claimed a second time.
     private string ClaimSql => field ??= $"""
+        WITH due AS MATERIALIZED (SELECT id FROM pending_work WHERE {DueCondition} ORDER BY next_attempt_at LIMIT @limit{database.Sql.SkipLocked})
         UPDATE pending_work SET claimed_by = @owner, claim_expires_at = {database.Sql.NowMilliseconds} + @lease
-        WHERE id IN (SELECT id FROM pending_work WHERE {DueCondition} ORDER BY next_attempt_at LIMIT @limit{database.Sql.SkipLocked})
+        WHERE id IN (SELECT id FROM due)
           AND {DueCondition}
         RETURNING id, kind, key, payload, attempts, created_at
         """;
