@@ -12,49 +12,26 @@ public static class EventSerializer
 
     /// <summary>The record for Kafka: the key from the catalog, the CloudEvent as the value, which
     /// carries the current trace context and the event being handled (<see cref="EventCause"/>).</summary>
-    /// <remarks>Written straight to one buffer, the attributes as <see cref="CloudEvent"/> declares
-    /// them and the data by its own type: the same JSON as serializing a <see cref="CloudEvent"/>,
-    /// without first turning the data into a <see cref="JsonElement"/>.</remarks>
     public static EventRecord Serialize(EventDefinition definition, object data, string source)
     {
         var cause = EventCause.Current;
         ArgumentNullException.ThrowIfNull(definition);
         ArgumentNullException.ThrowIfNull(data);
-        var id = Guid.CreateVersion7().ToString();
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>(1024);
-        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Encoder = Options.Encoder, SkipValidation = true }))
+        var cloudEvent = new CloudEvent
         {
-            writer.WriteStartObject();
-            writer.WriteString("specversion"u8, "1.0");
-            writer.WriteString("id"u8, id);
-            writer.WriteString("source"u8, source);
-            writer.WriteString("type"u8, definition.TypeName);
-            writer.WriteString("time"u8, DateTimeOffset.UtcNow);
-            writer.WriteString("subject"u8, definition.SubjectOf(data));
-            writer.WriteString("datacontenttype"u8, "application/json");
-            writer.WriteString("traceparent"u8, Activity.Current?.Id);
-            if (cause is not null)
-            {
-                writer.WriteString("causationid"u8, cause.EventId);
-                WriteIfSet(writer, "causefetchedat"u8, cause.FetchedAt);
-                WriteIfSet(writer, "workqueuedat"u8, cause.WorkQueuedAt);
-                WriteIfSet(writer, "workstartedat"u8, cause.WorkStartedAt);
-            }
-
-            writer.WritePropertyName("data"u8);
-            JsonSerializer.Serialize(writer, data, definition.ClrType, Options);
-            writer.WriteEndObject();
-        }
-
-        return new EventRecord(id, definition.Topic.Name, definition.KeyOf(data), System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan));
-    }
-
-    private static void WriteIfSet(Utf8JsonWriter writer, ReadOnlySpan<byte> name, DateTimeOffset? value)
-    {
-        if (value is { } set)
-        {
-            writer.WriteString(name, set);
-        }
+            Id = Guid.CreateVersion7().ToString(),
+            Source = source,
+            Type = definition.TypeName,
+            Time = DateTimeOffset.UtcNow,
+            Subject = definition.SubjectOf(data),
+            TraceParent = Activity.Current?.Id,
+            CausationId = cause?.EventId,
+            CauseFetchedAt = cause?.FetchedAt,
+            WorkQueuedAt = cause?.WorkQueuedAt,
+            WorkStartedAt = cause?.WorkStartedAt,
+            Data = JsonSerializer.SerializeToElement(data, definition.ClrType, Options),
+        };
+        return new EventRecord(cloudEvent.Id, definition.Topic.Name, definition.KeyOf(data), JsonSerializer.Serialize(cloudEvent, Options));
     }
 
     /// <summary>The one reader of a record's value as an event of the catalog, for every consumer:
@@ -120,25 +97,13 @@ public static class EventSerializer
 
     /// <summary>Reads a CloudEvent from a record's value, which must be UTF-8 (invalid bytes are never
     /// replaced: an event is either read exactly or refused).</summary>
-    public static CloudEvent Parse(byte[]? value)
-    {
-        if (value is null || !System.Text.Unicode.Utf8.IsValid(value))
-        {
-            throw new PoisonMessageException("The value is missing or not UTF-8.");
-        }
-
-        return Parse(value.AsSpan());
-    }
+    public static CloudEvent Parse(byte[]? value) =>
+        Parse(Consuming.DeadLetter.StrictUtf8(value) ?? throw new PoisonMessageException("The value is missing or not UTF-8."));
 
     /// <summary>Reads a CloudEvent; <see cref="PoisonMessageException"/> when the value is not one.</summary>
-    public static CloudEvent Parse(string? value) =>
-        string.IsNullOrWhiteSpace(value)
-            ? throw new PoisonMessageException("The message has no value.")
-            : Parse(System.Text.Encoding.UTF8.GetBytes(value).AsSpan());
-
-    private static CloudEvent Parse(ReadOnlySpan<byte> value)
+    public static CloudEvent Parse(string? value)
     {
-        if (value.Trim(" \t\r\n"u8).IsEmpty)
+        if (string.IsNullOrWhiteSpace(value))
         {
             throw new PoisonMessageException("The message has no value.");
         }
