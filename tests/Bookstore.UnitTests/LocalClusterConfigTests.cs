@@ -45,6 +45,18 @@ public sealed class LocalClusterConfigTests : IDisposable
     }
 
     [Fact]
+    public void A_quiet_follower_asks_again_well_before_it_would_fall_out_of_sync()
+    {
+        // The leader drops a follower from the ISR once it has not caught up for replica.lag.time.max.ms;
+        // an idle follower catches up once per fetch wait, so two waits must fit in that time.
+        var layout = new ClusterLayout(_root.FullName, 2181, [9092, 9093, 9094]);
+        var properties = Parse(layout.BrokerProperties(layout.Broker(1), 12));
+        var wait = int.Parse(properties["replica.fetch.wait.max.ms"], System.Globalization.CultureInfo.InvariantCulture);
+        var lag = int.Parse(properties["replica.lag.time.max.ms"], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(wait, 1_000, lag / 2);
+    }
+
+    [Fact]
     public void ZooKeeper_binds_loopback_only()
     {
         var properties = Parse(new ClusterLayout(_root.FullName, 2181, [9092, 9093, 9094]).ZooKeeperProperties());

@@ -87,5 +87,45 @@ public sealed class ServiceDatabaseTests : IDisposable
         Assert.Equal("CREATE TABLE t (n INTEGER) WITHOUT ROWID;", SqliteDialect.Instance.Schema("CREATE TABLE t (n INTEGER) WITHOUT ROWID;"));
     }
 
+    [Fact]
+    public async Task A_WAL_that_outgrew_its_limit_starts_over_and_its_file_is_cut_back()
+    {
+        const long Limit = 512 * 1024;
+        var path = Path.Combine(_data.FullName, "wal.db");
+        using var database = new SqliteServiceDatabase(path, "CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL);", Limit);
+        var wal = new FileInfo(path + "-wal");
+        long Wal()
+        {
+            wal.Refresh();
+            return wal.Exists ? wal.Length : 0;
+        }
+
+        // Writers that never pause, as under load: some commit always follows the last checkpoint.
+        using var stop = new CancellationTokenSource();
+        var writes = 0;
+        var writer = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(8192))", transaction: tx));
+                writes++;
+            }
+        });
+
+        try
+        {
+            Assert.True(await Poll.UntilAsync(() => Wal() > 4 * Limit, TimeSpan.FromSeconds(60)), $"the WAL never grew past {4 * Limit} bytes");
+            var grownAfter = writes;
+            Assert.True(
+                await Poll.UntilAsync(() => writes > grownAfter + 100 && Wal() <= 2 * Limit, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20)),
+                $"the WAL stayed at {Wal()} bytes while writes went on");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await writer;
+        }
+    }
+
     public void Dispose() => _data.Delete(recursive: true);
 }

@@ -12,7 +12,7 @@ public sealed record JourneyBreakdownReport(DateTimeOffset From, DateTimeOffset 
 
 public static class JourneyApi
 {
-    /// <summary>Journeys read for one breakdown at most: ≈ 6 rows each, a few MB in memory.</summary>
+    /// <summary>Journeys read for one breakdown at most, ≈ 6 rows each.</summary>
     public const int MaxSampledOrders = 10_000;
 
     public static readonly TimeSpan MaxWindow = TimeSpan.FromDays(1);
@@ -73,9 +73,17 @@ public static class JourneyApi
         await using var connection = await database.OpenAsync(cancellationToken);
         var placed = await JourneyStore.OrdersPlacedAsync(connection, from, to);
         var sample = Spread(placed, limit ?? MaxSampledOrders);
-        var events = await JourneyStore.EventsOfAsync(connection, sample);
-        var journeys = events.GroupBy(e => e.OrderId).Select(g => OrderJourney.Of(g.Key, g)!).ToList();
-        return TypedResults.Ok(new JourneyBreakdownReport(from, to, placed.Count, sample.Count, JourneyBreakdown.Of(journeys)));
+        // A chunk of orders at a time: the events of ten thousand orders would take a hundred MB.
+        var tally = new JourneyBreakdown.Tally();
+        foreach (var orders in sample.Chunk(JourneyStore.OrdersPerRead))
+        {
+            foreach (var events in (await JourneyStore.EventsOfAsync(connection, orders)).GroupBy(e => e.OrderId))
+            {
+                tally.Add(OrderJourney.Of(events.Key, events)!);
+            }
+        }
+
+        return TypedResults.Ok(new JourneyBreakdownReport(from, to, placed.Count, sample.Count, tally.Breakdown()));
     }
 
     /// <summary>At most <paramref name="count"/> of <paramref name="all"/>, evenly spread, so a long run

@@ -48,36 +48,118 @@ public sealed record JourneyBreakdown(
     DurationPercentiles PathSumMs,
     IReadOnlyList<HopBreakdown> Hops)
 {
-    public static JourneyBreakdown Of(IReadOnlyCollection<OrderJourney> journeys)
+    /// <summary>Of journeys seen one at a time (<see cref="Tally"/>).</summary>
+    public static JourneyBreakdown Of(IEnumerable<OrderJourney> journeys)
     {
         ArgumentNullException.ThrowIfNull(journeys);
-        var hops = journeys
-            .SelectMany(j => j.Hops.Select(h => (Hop: h, FromPlacedMs: j.PlacedAt is { } placed ? (h.WrittenAt - placed).TotalMilliseconds : 0)))
-            .GroupBy(x => (x.Hop.Service, x.Hop.EventType, x.Hop.Wrote))
-            // In the order they happen in a typical journey: by the median start after placement.
-            .OrderBy(g => Median(g.Select(x => x.FromPlacedMs)))
-            .ThenBy(g => g.Key.Service, StringComparer.Ordinal)
-            .Select(g => new HopBreakdown(
-                g.Key.Service,
-                g.Key.EventType,
-                g.Key.Wrote,
-                2 * g.Count(x => x.Hop.OnCriticalPath) >= g.Count(),
-                g.Count(),
-                [.. JourneySteps.All
-                    .Where(step => g.Any(x => x.Hop.Steps.Any(s => s.Step == step)))
-                    .Select(step => new StepBreakdown(step, DurationPercentiles.Of(g.SelectMany(x => x.Hop.Steps).Where(s => s.Step == step && s.Ms is not null).Select(s => s.Ms!.Value))))],
-                DurationPercentiles.Of(g.Select(x => x.Hop.TotalMs))))
-            .ToList();
-        return new JourneyBreakdown(
-            journeys.Count,
-            journeys.Count(j => j.Terminal is not null),
-            journeys.Count(j => j.PathComplete),
-            DurationPercentiles.Of(journeys.Where(j => j.PlacedToTerminalMs is not null).Select(j => j.PlacedToTerminalMs!.Value)),
-            DurationPercentiles.Of(journeys.Where(j => j.PathComplete).Select(j => j.PathSumMs)),
-            hops);
+        var tally = new Tally();
+        foreach (var journey in journeys)
+        {
+            tally.Add(journey);
+        }
+
+        return tally.Breakdown();
     }
 
-    private static double Median(IEnumerable<double> values)
+    /// <summary>Keeps of each journey only the durations the breakdown needs, so a breakdown of many
+    /// orders can be read a chunk at a time: a few doubles per hop instead of the events and journeys.</summary>
+    public sealed class Tally
+    {
+        private readonly Dictionary<(string Service, string EventType, string Wrote), HopTally> _hops = [];
+        private readonly List<double> _placedToTerminal = [];
+        private readonly List<double> _pathSums = [];
+        private int _orders;
+        private int _terminal;
+
+        public void Add(OrderJourney journey)
+        {
+            ArgumentNullException.ThrowIfNull(journey);
+            _orders++;
+            if (journey.Terminal is not null)
+            {
+                _terminal++;
+            }
+
+            if (journey.PlacedToTerminalMs is { } placedToTerminal)
+            {
+                _placedToTerminal.Add(placedToTerminal);
+            }
+
+            if (journey.PathComplete)
+            {
+                _pathSums.Add(journey.PathSumMs);
+            }
+
+            foreach (var hop in journey.Hops)
+            {
+                var key = (hop.Service, hop.EventType, hop.Wrote);
+                if (!_hops.TryGetValue(key, out var tally))
+                {
+                    _hops[key] = tally = new HopTally();
+                }
+
+                tally.Add(hop, journey.PlacedAt is { } placed ? (hop.WrittenAt - placed).TotalMilliseconds : 0);
+            }
+        }
+
+        public JourneyBreakdown Breakdown() => new(
+            _orders,
+            _terminal,
+            _pathSums.Count,
+            DurationPercentiles.Of(_placedToTerminal),
+            DurationPercentiles.Of(_pathSums),
+            [.. _hops
+                // In the order they happen in a typical journey: by the median start after placement.
+                .OrderBy(h => Median(h.Value.FromPlacedMs))
+                .ThenBy(h => h.Key.Service, StringComparer.Ordinal)
+                .Select(h => new HopBreakdown(
+                    h.Key.Service,
+                    h.Key.EventType,
+                    h.Key.Wrote,
+                    2 * h.Value.OnCriticalPath >= h.Value.TotalMs.Count,
+                    h.Value.TotalMs.Count,
+                    [.. JourneySteps.All
+                        .Where(h.Value.StepMs.ContainsKey)
+                        .Select(step => new StepBreakdown(step, DurationPercentiles.Of(h.Value.StepMs[step])))],
+                    DurationPercentiles.Of(h.Value.TotalMs)))]);
+    }
+
+    private sealed class HopTally
+    {
+        public List<double> FromPlacedMs { get; } = [];
+
+        public List<double> TotalMs { get; } = [];
+
+        /// <summary>Per step any hop had, the durations of the hops that timed it.</summary>
+        public Dictionary<string, List<double>> StepMs { get; } = new(StringComparer.Ordinal);
+
+        public int OnCriticalPath { get; private set; }
+
+        public void Add(JourneyHop hop, double fromPlacedMs)
+        {
+            FromPlacedMs.Add(fromPlacedMs);
+            TotalMs.Add(hop.TotalMs);
+            if (hop.OnCriticalPath)
+            {
+                OnCriticalPath++;
+            }
+
+            foreach (var step in hop.Steps)
+            {
+                if (!StepMs.TryGetValue(step.Step, out var durations))
+                {
+                    StepMs[step.Step] = durations = [];
+                }
+
+                if (step.Ms is { } ms)
+                {
+                    durations.Add(ms);
+                }
+            }
+        }
+    }
+
+    private static double Median(List<double> values)
     {
         var sorted = values.Order().ToArray();
         return sorted.Length == 0 ? 0 : sorted[sorted.Length / 2];

@@ -93,13 +93,16 @@ public static class JourneyStore
         work_started_at AS WorkStartedAt, trace_id AS TraceId
         """;
 
+    /// <summary>Orders whose events one statement reads.</summary>
+    public const int OrdersPerRead = 1_000;
+
     /// <summary>The recorded events of one order.</summary>
     public static async Task<IReadOnlyList<JourneyEvent>> EventsOfAsync(DbConnection connection, string orderId) =>
         [.. (await connection.QueryAsync<Row>($"SELECT {Columns} FROM journey_events WHERE order_id = @orderId", new { orderId })).Select(r => r.ToEvent())];
 
     /// <summary>The recorded events of the orders <paramref name="orderIds"/>, read a chunk of orders
     /// per statement (the ids as one parameter).</summary>
-    public static async Task<IReadOnlyList<JourneyEvent>> EventsOfAsync(DbConnection connection, IReadOnlyList<string> orderIds, int chunk = 1_000)
+    public static async Task<IReadOnlyList<JourneyEvent>> EventsOfAsync(DbConnection connection, IReadOnlyList<string> orderIds, int chunk = OrdersPerRead)
     {
         ArgumentNullException.ThrowIfNull(orderIds);
         var sql = SqlDialect.Of(connection);

@@ -36,8 +36,20 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     private readonly Task _checkpoints;
     private long _commits;
 
+    /// <summary>The WAL's size above which it is started over from its beginning, and the size
+    /// its file is cut back to then.</summary>
+    internal const long DefaultWalLimitBytes = 64L * 1024 * 1024;
+
+    private readonly long _walLimitBytes;
+
     public SqliteServiceDatabase(string path, string schema)
+        : this(path, schema, DefaultWalLimitBytes)
     {
+    }
+
+    internal SqliteServiceDatabase(string path, string schema, long walLimitBytes)
+    {
+        _walLimitBytes = walLimitBytes;
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         Path = System.IO.Path.GetFullPath(path);
         Directory.CreateDirectory(System.IO.Path.GetDirectoryName(Path)!);
@@ -114,8 +126,9 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
                 _writer = new StatementCachingConnection(_connectionString);
                 await _writer.OpenAsync(cancellationToken);
                 Configure(_writer);
-                // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold.
-                await _writer.ExecuteAsync("PRAGMA wal_autocheckpoint=0;");
+                // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold;
+                // when the WAL starts over, the writer cuts its file back to the limit.
+                await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
             }
 
             try
@@ -141,8 +154,12 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     }
 
     /// <summary>Copies the WAL's committed pages into the database file once a second after writes,
-    /// without waiting for readers or writers (PASSIVE), so that the WAL stays small and no commit
-    /// pays for a checkpoint.</summary>
+    /// without waiting for readers or writers (PASSIVE), so that no commit pays for a checkpoint;
+    /// and starts the WAL over once it outgrows its limit (<see cref="RestartWalAsync"/>).</summary>
+    /// <remarks>PASSIVE alone never lets a busy service's WAL start over: a writer may write from its
+    /// beginning again only when every frame was copied and no reader still reads any, and under load
+    /// some commit always came after the last checkpoint. Measured: after 13,000 orders the WAL
+    /// files held 0.8 GB, Orders' alone 0.5 GB, and they grew without end.</remarks>
     private async Task CheckpointAsync(CancellationToken stoppingToken)
     {
         var checkpointed = 0L;
@@ -157,9 +174,16 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
                     continue;
                 }
 
-                await using var connection = await OpenAsync(stoppingToken);
-                await connection.ExecuteAsync("PRAGMA wal_checkpoint(PASSIVE);");
+                await using (var connection = await OpenAsync(stoppingToken))
+                {
+                    await connection.ExecuteAsync("PRAGMA wal_checkpoint(PASSIVE);");
+                }
+
                 checkpointed = commits;
+                if (WalBytes() > _walLimitBytes)
+                {
+                    await RestartWalAsync(stoppingToken);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -169,6 +193,39 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
             {
                 // Busy or locked: the next round checkpoints what this one could not.
             }
+        }
+    }
+
+    private long WalBytes()
+    {
+        var wal = new FileInfo(Path + "-wal");
+        return wal.Exists ? wal.Length : 0;
+    }
+
+    /// <summary>Copies what the last PASSIVE round left, then waits briefly for the readers of older
+    /// frames to finish (RESTART), so that the next commit writes the WAL from its beginning.
+    /// This process's writers wait at the gate meanwhile: right after a PASSIVE round only a second
+    /// of commits is left to copy.</summary>
+    private async Task RestartWalAsync(CancellationToken stoppingToken)
+    {
+        await _writeGate.WaitAsync(stoppingToken);
+        try
+        {
+            await using var connection = (SqliteConnection)await OpenAsync(stoppingToken);
+            // A long reader (a report, a replay) makes this round give up rather than hold the writers.
+            await connection.ExecuteAsync("PRAGMA busy_timeout=200;");
+            try
+            {
+                await connection.ExecuteAsync("PRAGMA wal_checkpoint(RESTART);");
+            }
+            finally
+            {
+                Configure(connection);
+            }
+        }
+        finally
+        {
+            _writeGate.Release();
         }
     }
 
