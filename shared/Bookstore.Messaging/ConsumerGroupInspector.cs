@@ -54,8 +54,12 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
     }
 
     /// <summary>Callers may ask concurrently; they are answered one at a time.</summary>
+    /// <param name="groupIds">The groups to describe.</param>
+    /// <param name="withLag">False: members and their partitions only (no committed or end offsets,
+    /// so <see cref="PartitionLag.Lag"/> is null), and the idle consumer kept per group to read its
+    /// offsets is closed: a Kafka client with five threads and its buffers.</param>
     /// <exception cref="KafkaException">A broker did not answer (e.g. one is down and still listed).</exception>
-    public async Task<IReadOnlyList<GroupStatus>> DescribeAsync(IReadOnlyCollection<string> groupIds)
+    public async Task<IReadOnlyList<GroupStatus>> DescribeAsync(IReadOnlyCollection<string> groupIds, bool withLag = true)
     {
         ArgumentNullException.ThrowIfNull(groupIds);
         // One look at a time: a failed look replaces the clients, and a client disposed under a
@@ -65,7 +69,12 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            return await DescribeOnceAsync(groupIds);
+            if (!withLag)
+            {
+                CloseOffsetReaders();
+            }
+
+            return await DescribeOnceAsync(groupIds, withLag);
         }
         catch (KafkaException)
         {
@@ -82,7 +91,10 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
         }
     }
 
-    private async Task<IReadOnlyList<GroupStatus>> DescribeOnceAsync(IReadOnlyCollection<string> groupIds)
+    /// <summary>How many groups' offset readers are open.</summary>
+    internal int OffsetReaders => _offsetReaders.Count;
+
+    private async Task<IReadOnlyList<GroupStatus>> DescribeOnceAsync(IReadOnlyCollection<string> groupIds, bool withLag)
     {
         var described = await Task.Run(() => groupIds.Select(id => (Id: id, Info: ListGroup(id))).ToList());
         var partitions = described
@@ -90,7 +102,7 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
             .SelectMany(m => DecodeAssignment(m.MemberAssignment))
             .Distinct()
             .ToList();
-        var ends = partitions.Count == 0
+        var ends = partitions.Count == 0 || !withLag
             ? new Dictionary<TopicPartition, long>()
             : (await _admin.ListOffsetsAsync(partitions.Select(tp => new TopicPartitionOffsetSpec { TopicPartition = tp, OffsetSpec = OffsetSpec.Latest() }), new ListOffsetsOptions { RequestTimeout = Timeout }))
                 .ResultInfos.ToDictionary(r => r.TopicPartitionOffsetError.TopicPartition, r => r.TopicPartitionOffsetError.Offset.Value);
@@ -106,7 +118,7 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
 
             var assignments = info.Members.ToDictionary(m => m.MemberId, m => DecodeAssignment(m.MemberAssignment));
             var owned = assignments.Values.SelectMany(a => a).ToList();
-            var committed = owned.Count == 0 ? [] : await Task.Run(() => Committed(id, owned));
+            var committed = owned.Count == 0 || !withLag ? [] : await Task.Run(() => Committed(id, owned));
             var members = info.Members
                 .Select(m => new MemberStatus(
                     m.MemberId,
@@ -148,13 +160,18 @@ public sealed class ConsumerGroupInspector(KafkaConnection connection, string cl
 
     private void DisposeClients()
     {
+        CloseOffsetReaders();
+        _admin.Dispose();
+    }
+
+    private void CloseOffsetReaders()
+    {
         foreach (var reader in _offsetReaders.Values)
         {
             reader.Dispose();
         }
 
         _offsetReaders.Clear();
-        _admin.Dispose();
     }
 
 #pragma warning disable CS0618 // The classic listing is deprecated, but it is the one without the coordinator-request crash (see remarks).

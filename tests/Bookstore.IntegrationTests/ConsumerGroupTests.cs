@@ -128,6 +128,48 @@ public sealed class ConsumerGroupTests(KafkaClusterFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task A_look_without_lag_names_the_same_members_and_partitions_and_closes_the_groups_offset_reader()
+    {
+        const int Partitions = 3;
+        var topic = await fixture.CreateTopicAsync("inspect", Partitions);
+        var group = fixture.GroupId("inspect");
+        await TestClients.ProduceAllAsync(fixture.Connection, topic, Numbered(30));
+        using var consumer = TestClients.Consumer(fixture.Connection, group);
+        consumer.Subscribe(topic);
+        var read = TestClients.ConsumeAtLeast(consumer, 10);
+        consumer.Commit([.. read.GroupBy(r => r.TopicPartition).Select(g => new TopicPartitionOffset(g.Key, g.Max(r => r.Offset.Value) + 1))]);
+
+        using var inspector = new ConsumerGroupInspector(fixture.Connection, "inspect-test");
+        GroupStatus? withLag = null;
+        var settled = await Poll.UntilAsync(
+            async _ =>
+            {
+                try
+                {
+                    withLag = (await inspector.DescribeAsync([group])).Single();
+                    return withLag.State == "Stable" && withLag.Members.Count == 1 && withLag.Members[0].Partitions.Count == Partitions;
+                }
+                catch (KafkaException)
+                {
+                    return false;
+                }
+            },
+            TestClients.Deadline,
+            TimeSpan.FromMilliseconds(250));
+        Assert.True(settled, $"one member owning {Partitions} partitions of {topic}");
+        Assert.All(withLag!.Members[0].Partitions, p => Assert.NotNull(p.Lag));
+        Assert.Equal(30 - read.Count, withLag.TotalLag);
+        Assert.Equal(1, inspector.OffsetReaders);
+
+        var withoutLag = (await inspector.DescribeAsync([group], withLag: false)).Single();
+        Assert.Equal(withLag.Members.Select(m => m.MemberId), withoutLag.Members.Select(m => m.MemberId));
+        Assert.Equal(withLag.Members[0].Partitions.Select(p => p.Partition), withoutLag.Members[0].Partitions.Select(p => p.Partition));
+        Assert.All(withoutLag.Members[0].Partitions, p => Assert.Null(p.Lag));
+        Assert.Equal(0, inspector.OffsetReaders);
+        consumer.Close();
+    }
+
     private static IEnumerable<(string Key, string Value)> Numbered(int count) =>
         Enumerable.Range(0, count).Select(i => ($"key-{i % 7}", i.ToString("D4", CultureInfo.InvariantCulture)));
 

@@ -461,9 +461,12 @@ public sealed class LocalKafkaCluster
         }));
     }
 
+    /// <summary>The JVM's options: <paramref name="heap"/>, then <c>KAFKA_OPTS</c> (split on spaces, as
+    /// Kafka's own scripts take it), which may override it.</summary>
     private static List<string> JvmArguments(NodeLayout node, KafkaDistribution distribution, string heap, string mainClass, string config) =>
     [
         heap,
+        .. (Environment.GetEnvironmentVariable("KAFKA_OPTS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries),
         node.Marker,
         "-Djava.awt.headless=true",
         $"-Dlog4j.configuration=file:{distribution.Log4jConfig}",

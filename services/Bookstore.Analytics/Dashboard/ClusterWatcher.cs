@@ -31,7 +31,7 @@ public sealed record ClusterView(
 /// <summary>Asks the cluster who leads what and who owns which partition, with the calls
 /// <c>./bookstore status</c> uses and Kafka 0.9 answers (Metadata, ListGroups/DescribeGroups,
 /// OffsetFetch, ListOffsets), and notes every change of a group's settled assignment: every second
-/// while someone watches the dashboard, every half minute while nobody does.</summary>
+/// while someone watches the dashboard, every half minute, without lag, while nobody does.</summary>
 /// <remarks>A snapshot taken during a rebalance shows empty assignments, so only settled states
 /// (Stable, or no member at all) are compared. A broker the cluster stops listing is shown down:
 /// Kafka's metadata names live brokers only. One look is some thirty requests to the brokers, and
@@ -80,7 +80,8 @@ public sealed partial class ClusterWatcher(MessagingOptions options, EventTail t
             try
             {
                 var metadata = await Task.Run(() => ClusterSnapshot.From(admin.GetMetadata(TimeSpan.FromSeconds(5))), stoppingToken);
-                var groups = await inspector.DescribeAsync(groupIds);
+                // Lag only for someone watching: it takes a Kafka client per group, kept open.
+                var groups = await inspector.DescribeAsync(groupIds, withLag: IsWatched);
                 _view = Update(metadata, groups);
             }
             catch (KafkaException e)
