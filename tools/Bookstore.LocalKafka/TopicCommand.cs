@@ -68,6 +68,7 @@ internal static class TopicCommand
         List<string> arguments =
         [
             "-Xmx256m",
+            "-XX:TieredStopAtLevel=1", // a tool that runs for seconds: C2 would only compile
             "-Djava.awt.headless=true",
             $"-Dlog4j.configuration=file:{Path.Combine(distribution.Home, "config", "tools-log4j.properties")}",
             "-cp",
