@@ -127,5 +127,57 @@ public sealed class ServiceDatabaseTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_reader_on_an_old_snapshot_defers_the_WAL_restart_without_stopping_the_writers()
+    {
+        const long Limit = 512 * 1024;
+        var path = Path.Combine(_data.FullName, "wal-reader.db");
+        using var database = new SqliteServiceDatabase(path, "CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL);", Limit);
+        var wal = new FileInfo(path + "-wal");
+        long Wal()
+        {
+            wal.Refresh();
+            return wal.Exists ? wal.Length : 0;
+        }
+
+        await database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(16))", transaction: tx));
+        using var stop = new CancellationTokenSource();
+        var writes = 0;
+        var writer = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(8192))", transaction: tx));
+                Interlocked.Increment(ref writes);
+            }
+        });
+
+        try
+        {
+            using (var reader = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path}"))
+            {
+                reader.Open();
+                using var snapshot = reader.BeginTransaction(deferred: true);
+                Assert.True(reader.ExecuteScalar<long>("SELECT count(*) FROM blobs", transaction: snapshot) >= 1);
+
+                // The WAL cannot start over under the reader's snapshot, and the writers go on regardless.
+                Assert.True(await Poll.UntilAsync(() => database.WalRestartsDeferred > 0, TimeSpan.FromSeconds(60)), "no restart was tried and deferred while the reader read");
+                var before = Volatile.Read(ref writes);
+                Assert.True(await Poll.UntilAsync(() => Volatile.Read(ref writes) > before + 200, TimeSpan.FromSeconds(60)), "the writers stalled behind the reader");
+                Assert.True(Wal() > 2 * Limit);
+            }
+
+            var released = Volatile.Read(ref writes);
+            Assert.True(
+                await Poll.UntilAsync(() => Volatile.Read(ref writes) > released + 100 && Wal() <= 2 * Limit, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20)),
+                $"the WAL stayed at {Wal()} bytes after the reader ended");
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await writer;
+        }
+    }
+
     public void Dispose() => _data.Delete(recursive: true);
 }

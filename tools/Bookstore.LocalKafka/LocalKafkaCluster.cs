@@ -461,8 +461,9 @@ public sealed class LocalKafkaCluster
         }));
     }
 
-    /// <summary>The JVM's options: <paramref name="heap"/>, C1 only, then <c>KAFKA_OPTS</c> (split on
-    /// spaces, as Kafka's own scripts take it), which may override either.</summary>
+    /// <summary>The JVM's options: <paramref name="heap"/>, C1 only, then <c>BOOKSTORE_KAFKA_OPTS</c>
+    /// (split on white space), which may override either. Not Kafka's own <c>KAFKA_OPTS</c>: one set
+    /// for another cluster (a JMX port, JAAS) would reach all four JVMs here.</summary>
     /// <remarks>C1 only (<c>-XX:TieredStopAtLevel=1</c>): on a small machine running three brokers, C2
     /// kept compiling for many minutes after start, up to 60 % of a broker's CPU at 40 orders/s, and
     /// its faster code never paid that back. Measured (2 interleaved fresh suites each, after a
@@ -472,7 +473,7 @@ public sealed class LocalKafkaCluster
     [
         heap,
         "-XX:TieredStopAtLevel=1",
-        .. (Environment.GetEnvironmentVariable("KAFKA_OPTS") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries),
+        .. (Environment.GetEnvironmentVariable("BOOKSTORE_KAFKA_OPTS") ?? string.Empty).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries),
         node.Marker,
         "-Djava.awt.headless=true",
         $"-Dlog4j.configuration=file:{distribution.Log4jConfig}",

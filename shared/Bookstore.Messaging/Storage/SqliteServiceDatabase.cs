@@ -13,6 +13,7 @@ namespace Bookstore.Messaging.Storage;
 public sealed class SqliteServiceDatabase : ServiceDatabase
 {
     private static readonly TimeSpan CheckpointInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan RestartBackoff = TimeSpan.FromSeconds(10);
 
     private readonly string _connectionString;
 
@@ -70,6 +71,11 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     }
 
     public string Path { get; }
+
+    private long _walRestartsDeferred;
+
+    /// <summary>WAL restarts a reader kept from finishing (each followed by a pause).</summary>
+    internal long WalRestartsDeferred => Interlocked.Read(ref _walRestartsDeferred);
 
     /// <summary>Write transactions committed since this opened.</summary>
     internal long Commits => Interlocked.Read(ref _commits);
@@ -163,6 +169,7 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     private async Task CheckpointAsync(CancellationToken stoppingToken)
     {
         var checkpointed = 0L;
+        var restartNotBefore = 0L;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -180,12 +187,17 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
                 }
 
                 checkpointed = commits;
-                if (WalBytes() > _walLimitBytes)
+                if (WalBytes() > _walLimitBytes && Environment.TickCount64 >= restartNotBefore && !stoppingToken.IsCancellationRequested)
                 {
-                    await RestartWalAsync(stoppingToken);
+                    if (!await RestartWalAsync(stoppingToken))
+                    {
+                        Interlocked.Increment(ref _walRestartsDeferred);
+                        // A reader older than the last frames: writers are not held again before it likely ended.
+                        restartNotBefore = Environment.TickCount64 + (long)RestartBackoff.TotalMilliseconds;
+                    }
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (Exception e) when (stoppingToken.IsCancellationRequested && e is OperationCanceledException or ObjectDisposedException)
             {
                 return;
             }
@@ -205,22 +217,28 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     /// <summary>Copies what the last PASSIVE round left, then waits briefly for the readers of older
     /// frames to finish (RESTART), so that the next commit writes the WAL from its beginning.
     /// This process's writers wait at the gate meanwhile: right after a PASSIVE round only a second
-    /// of commits is left to copy.</summary>
-    private async Task RestartWalAsync(CancellationToken stoppingToken)
+    /// of commits is left to copy. False when a reader kept it from finishing.</summary>
+    private async Task<bool> RestartWalAsync(CancellationToken stoppingToken)
     {
         await _writeGate.WaitAsync(stoppingToken);
         try
         {
-            await using var connection = (SqliteConnection)await OpenAsync(stoppingToken);
-            // A long reader (a report, a replay) makes this round give up rather than hold the writers.
-            await connection.ExecuteAsync("PRAGMA busy_timeout=200;");
+            var connection = (StatementCachingConnection)await OpenAsync(stoppingToken);
             try
             {
-                await connection.ExecuteAsync("PRAGMA wal_checkpoint(RESTART);");
-            }
-            finally
-            {
+                // A long reader (a report, a replay) makes this round give up rather than hold the writers.
+                await connection.ExecuteAsync("PRAGMA busy_timeout=200;");
+                // SQLite answers busy in the row (busy, log frames, checkpointed frames), not as an error.
+                var busy = await connection.ExecuteScalarAsync<long>("PRAGMA wal_checkpoint(RESTART);");
                 Configure(connection);
+                await connection.DisposeAsync();
+                return busy == 0;
+            }
+            catch
+            {
+                // Its busy timeout may still be the short one: never lend it again.
+                connection.Discard();
+                throw;
             }
         }
         finally
