@@ -53,10 +53,10 @@ public static class KafkaClientConfigs
             // librdkafka's default (1 s) pauses fetching whenever the local queue fills up:
             // measured here, it costs 6-7x in throughput.
             FetchQueueBackoffMs = 10,
-            // A fetch waits on the broker until a record arrives, so a longer wait adds no latency;
-            // it only makes an idle consumer ask less often (0.5 s by default: six requests a second
-            // per consumer over three brokers, and a broker's cost is per request).
-            FetchWaitMaxMs = 3_000,
+            // fetch.wait.max.ms stays at 0.5 s: a 0.9 broker answers one request per connection at a
+            // time, so a fetch held longer delays the ListOffsets and metadata requests behind it, and a
+            // newly assigned partition's first fetch (seen: 3 s made a just-started consumer miss a
+            // 3 s deadline). Idle consumers cost the brokers a few percent of a core for it.
             QueuedMaxMessagesKbytes = 16 * 1024,
             // Per topic: every instance gets its share of each topic it reads, so three inventory
             // instances split book-orders two partitions each, as the course chapter draws it.
