@@ -279,7 +279,7 @@ internal sealed class LocalSuite(string root, Action<string> report)
             ["DOTNET_gcServer"] = "0",
             // glibc gives each thread that allocates its own arena, up to 8 per core, and each keeps
             // what it freed: with librdkafka's threads (five per client) that cost Analytics ≈ 20 MB.
-            ["MALLOC_ARENA_MAX"] = "2",
+            ["MALLOC_ARENA_MAX"] = Environment.GetEnvironmentVariable("MALLOC_ARENA_MAX") ?? "2",
         };
         foreach (var (key, value) in DatabaseSettings(service))
         {
