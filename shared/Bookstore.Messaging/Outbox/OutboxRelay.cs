@@ -14,16 +14,19 @@ namespace Bookstore.Messaging.Outbox;
 /// picks up where it stopped after a crash (a row is removed only after its delivery report, so a
 /// crash in between publishes it again: consumers deduplicate).</summary>
 /// <remarks>
-/// <para>Order: a round publishes only the oldest waiting row of each key, so a row that fails is
-/// retried before any later row of its key is sent. Rows of different keys never wait for each other.</para>
-/// <para>Failures: a transient one (broker unreachable, timed out) leaves the row for the next
-/// round; a permanent one (too large, refused for good) parks it: the row moves to
-/// <c>outbox_parked</c>, where <c>GET /outbox</c>, <c>./bookstore status</c> and the log show it,
-/// and the relay moves on. A permanent error in a delivery report may be a batch-mate's, so the
-/// row is first retried alone and parked only if it fails again.</para>
+/// <para>Pipelined: rows committed while earlier ones await their acknowledgement are handed to
+/// the client at once, so they travel in the client's next request instead of waiting for the
+/// earlier rows' round to end. What is acknowledged is removed in one transaction per wake-up.</para>
+/// <para>Order: at most one row of a key is in flight, the oldest waiting one, so a row that fails
+/// is retried before any later row of its key is sent. Rows of different keys never wait for each other.</para>
+/// <para>Failures: a transient one (broker unreachable, timed out) leaves the row, and the relay
+/// hands over nothing new for a second; a permanent one (too large, refused for good) parks it:
+/// the row moves to <c>outbox_parked</c>, where <c>GET /outbox</c>, <c>./bookstore status</c> and
+/// the log show it, and the relay moves on. A permanent error in a delivery report may be a
+/// batch-mate's, so the row is first retried alone and parked only if it fails again.</para>
 /// <para>One relay per database publishes: the holder of <see cref="RelayLease"/>. It renews the
-/// lease while it waits for delivery reports and, if it cannot before the lease runs out, drops
-/// what its client still queues and stops, so that a standby taking over publishes alone.</para>
+/// lease while deliveries are awaited and, if it cannot before the lease runs out, drops what its
+/// client still queues, so that a standby taking over publishes alone.</para>
 /// </remarks>
 public sealed partial class OutboxRelay(
     ServiceDatabase database,
@@ -33,9 +36,10 @@ public sealed partial class OutboxRelay(
     MessagingMetrics metrics,
     ILogger<OutboxRelay> logger) : BackgroundService
 {
-    // On 0.9 the producer keeps one request in flight per broker (ordering without idempotence),
-    // so throughput is rows per round trip: 10,000 rows measured 31k records/s here, 2,000 about 17k.
-    private const int BatchSize = 10_000;
+    // Rows in flight at most. On 0.9 the producer keeps one request in flight per broker
+    // (ordering without idempotence), so a backlog drains at rows per round trip: 10,000 rows
+    // measured 31k records/s here, 2,000 about 17k.
+    private const int MaxInFlightRows = 10_000;
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private readonly RelayLease _lease = new(database, options.OutboxLeaseDuration);
@@ -43,6 +47,12 @@ public sealed partial class OutboxRelay(
     // Rows whose delivery failed with a permanent error, to be retried alone. In memory: after a
     // restart they fail in a batch once more and come back here.
     private readonly HashSet<long> _suspects = [];
+
+    // What was handed to the client and is not yet recorded, oldest first; the keys it holds.
+    private readonly List<Handover> _inFlight = [];
+    private readonly HashSet<(string Topic, string Key)> _busyKeys = [];
+    private int _inFlightRows;
+    private long _holdUntil;
     private long _published;
     private long _parked;
 
@@ -57,7 +67,7 @@ public sealed partial class OutboxRelay(
     internal string LeaseOwner => _lease.Owner;
 
     /// <summary>A stand-in for a slow delivery, for fault tests: awaited, with the delivery
-    /// reports, after a round's records were handed to the client.</summary>
+    /// reports, after a handover's records were given to the client.</summary>
     internal Func<CancellationToken, Task>? AwaitingDeliveries { get; set; }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -67,30 +77,28 @@ public sealed partial class OutboxRelay(
         {
             try
             {
-                if (!_lease.IsValid || _lease.IsDueForRenewal)
+                var active = await KeepLeaseAsync(stoppingToken);
+                if (await RecordSettledAsync(stoppingToken))
                 {
-                    var wasActive = _lease.IsValid;
-                    var active = await _lease.AcquireOrRenewAsync(stoppingToken);
-                    if (active != wasActive)
-                    {
-                        LogLease(active ? "holds" : "lost", options.ServiceName);
-                    }
-
-                    if (!active)
-                    {
-                        await signal.WaitAsync(_lease.Duration / 4, stoppingToken);
-                        continue;
-                    }
+                    _holdUntil = Stopwatch.GetTimestamp() + (long)(RetryDelay.TotalSeconds * Stopwatch.Frequency);
                 }
 
-                var round = await PublishRoundAsync(stoppingToken);
-                if (round.Retry)
+                if (!active)
                 {
-                    await Task.Delay(RetryDelay, stoppingToken);
+                    await signal.WaitAsync(_lease.Duration / 4, stoppingToken);
+                    continue;
                 }
-                else if (round.Rows == 0)
+
+                if (Stopwatch.GetTimestamp() < _holdUntil)
                 {
-                    await signal.WaitAsync(IdlePoll, stoppingToken);
+                    await signal.WaitAsync(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _holdUntil), stoppingToken);
+                    continue;
+                }
+
+                if (!await HandOverWaitingAsync(stoppingToken))
+                {
+                    // Woken by a commit or a settled handover; while rows are in flight, often enough to keep the lease.
+                    await signal.WaitAsync(_inFlight.Count > 0 ? _lease.Duration / 20 : IdlePoll, stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -116,75 +124,159 @@ public sealed partial class OutboxRelay(
         }
     }
 
-    /// <summary>One round: the oldest waiting row of each key (or, when some failed for good in a
-    /// delivery report, those alone, one at a time), then the outcome recorded in one transaction.</summary>
-    private async Task<(int Rows, bool Retry)> PublishRoundAsync(CancellationToken cancellationToken)
+    /// <summary>Renews the lease when due; true while this relay holds it. Rows in flight when it
+    /// ran out are dropped from the client: whoever holds it next publishes them.</summary>
+    private async Task<bool> KeepLeaseAsync(CancellationToken cancellationToken)
     {
-        var waiting = await ReadOldestAsync(cancellationToken);
-        if (waiting.Count == 0)
+        var wasActive = _lease.IsValid;
+        if (!wasActive && _inFlight.Any(h => !h.IsSettled))
         {
-            return (0, false);
+            Abandon(_inFlight);
         }
 
-        var suspects = waiting.Where(r => _suspects.Contains(r.Seq)).ToList();
-        List<Delivery> outcomes = [];
-        if (suspects.Count > 0)
+        if (wasActive && !_lease.IsDueForRenewal)
         {
-            foreach (var suspect in suspects)
+            return true;
+        }
+
+        var active = await _lease.AcquireOrRenewAsync(cancellationToken);
+        if (active != wasActive)
+        {
+            LogLease(active ? "holds" : "lost", options.ServiceName);
+        }
+
+        if (!active && _inFlight.Any(h => !h.IsSettled))
+        {
+            Abandon(_inFlight);
+        }
+
+        return active;
+    }
+
+    private void Abandon(List<Handover> handovers)
+    {
+        var unsettled = handovers.SelectMany(h => h.Outcomes).Where(o => o.Result is DeliveryResult.InFlight).ToList();
+        LogLeaseLostInFlight(options.ServiceName, unsettled.Count);
+        producer.Abandon();
+        foreach (var outcome in unsettled)
+        {
+            outcome.Result = DeliveryResult.NotSent;
+        }
+
+        foreach (var handover in handovers)
+        {
+            handover.IsAbandoned = true;
+        }
+    }
+
+    /// <summary>Records every settled handover in one transaction and frees its keys; true when a
+    /// row in it was not delivered (to be retried after a pause).</summary>
+    private async Task<bool> RecordSettledAsync(CancellationToken cancellationToken)
+    {
+        if (_inFlight.Count == 0 || !_inFlight.Any(h => h.IsSettled))
+        {
+            return false;
+        }
+
+        var outcomes = new List<Delivery>();
+        foreach (var handover in _inFlight.Where(h => h.IsSettled))
+        {
+            outcomes.AddRange(handover.Outcomes);
+            _inFlightRows -= handover.Outcomes.Count;
+            foreach (var outcome in handover.Outcomes)
             {
-                var alone = await PublishAsync([suspect], cancellationToken);
-                outcomes.AddRange(alone);
-                if (alone[0].Result is DeliveryResult.NotSent)
-                {
-                    break;
-                }
+                _busyKeys.Remove((outcome.Row.Topic, outcome.Row.Key));
             }
         }
-        else
+
+        _inFlight.RemoveAll(h => h.IsSettled);
+        await RecordAsync(outcomes, cancellationToken);
+        return outcomes.Any(o => o.Result is DeliveryResult.Failed or DeliveryResult.NotSent);
+    }
+
+    /// <summary>Hands the client the oldest waiting row of every key with nothing in flight (or,
+    /// when some failed for good in a delivery report, those alone, one at a time, once nothing
+    /// else is in flight); true when more rows wait than could be read.</summary>
+    private async Task<bool> HandOverWaitingAsync(CancellationToken cancellationToken)
+    {
+        var room = MaxInFlightRows - _inFlightRows;
+        if (room <= 0)
         {
-            outcomes = await PublishInLayersAsync(waiting, cancellationToken);
+            return false;
+        }
+
+        var waiting = await ReadWaitingAsync(room, cancellationToken);
+        if (waiting.Count == 0)
+        {
+            return false;
+        }
+
+        if (_suspects.Count > 0 && waiting.Any(r => _suspects.Contains(r.Seq)))
+        {
+            if (_inFlight.Count == 0)
+            {
+                await PublishSuspectsAloneAsync(waiting.Where(r => _suspects.Contains(r.Seq)), cancellationToken);
+            }
+
+            return false;
+        }
+
+        var seen = new HashSet<(string Topic, string Key)>();
+        var oldestOfEachKey = waiting.Where(r => seen.Add((r.Topic, r.Key)) && !_busyKeys.Contains((r.Topic, r.Key))).ToList();
+        if (oldestOfEachKey.Count > 0)
+        {
+            _inFlight.Add(HandOver(oldestOfEachKey, cancellationToken));
+            _inFlightRows += oldestOfEachKey.Count;
+            _busyKeys.UnionWith(oldestOfEachKey.Select(r => (r.Topic, r.Key)));
+        }
+
+        return waiting.Count == room && oldestOfEachKey.Count == waiting.Count;
+    }
+
+    private async Task PublishSuspectsAloneAsync(IEnumerable<OutboxRow> suspects, CancellationToken cancellationToken)
+    {
+        List<Delivery> outcomes = [];
+        foreach (var suspect in suspects)
+        {
+            var alone = HandOver([suspect], cancellationToken);
+            if (!await AwaitDeliveriesAsync(alone.Settled, cancellationToken))
+            {
+                Abandon([alone]);
+            }
+
+            outcomes.AddRange(alone.Outcomes);
+            if (alone.Outcomes[0].Result is DeliveryResult.NotSent)
+            {
+                break;
+            }
         }
 
         await RecordAsync(outcomes, cancellationToken);
-        return (outcomes.Count, outcomes.Any(o => o.Result is DeliveryResult.Failed or DeliveryResult.NotSent));
-    }
-
-    private async Task<List<OutboxRow>> ReadOldestAsync(CancellationToken cancellationToken)
-    {
-        await using var connection = await database.OpenAsync(cancellationToken);
-        return [.. await connection.QueryAsync<OutboxRow>(
-            "SELECT seq AS Seq, event_id AS EventId, topic AS Topic, key AS Key, value AS Value FROM outbox ORDER BY seq LIMIT @BatchSize",
-            new { BatchSize })];
-    }
-
-    /// <summary>The rows in layers: the oldest waiting row of each key, then, once those are
-    /// acknowledged, the next row of each key, and so on. A key's later rows are sent only after
-    /// every earlier row of it was acknowledged, so a failed row is never overtaken; keys whose row
-    /// failed wait for the next round, and a round with a failure ends there.</summary>
-    private async Task<List<Delivery>> PublishInLayersAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
-    {
-        var keys = rows.GroupBy(r => (r.Topic, r.Key)).Select(g => g.ToList()).ToList();
-        var outcomes = new List<Delivery>(rows.Count);
-        for (var depth = 0; ; depth++)
+        if (outcomes.Any(o => o.Result is DeliveryResult.Failed or DeliveryResult.NotSent))
         {
-            var layer = keys.Where(k => k.Count > depth).Select(k => k[depth]).OrderBy(r => r.Seq).ToList();
-            if (layer.Count == 0)
-            {
-                return outcomes;
-            }
-
-            var published = await PublishAsync(layer, cancellationToken);
-            outcomes.AddRange(published);
-            if (published.Any(o => o.Result is not DeliveryResult.Delivered))
-            {
-                return outcomes;
-            }
+            _holdUntil = Stopwatch.GetTimestamp() + (long)(RetryDelay.TotalSeconds * Stopwatch.Frequency);
         }
     }
 
-    /// <summary>Hands every row to the client, then waits for all delivery reports while keeping
-    /// the lease; the outcome of each row, in order.</summary>
-    private async Task<List<Delivery>> PublishAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
+    /// <summary>The oldest rows not already in flight.</summary>
+    private async Task<List<OutboxRow>> ReadWaitingAsync(int limit, CancellationToken cancellationToken)
+    {
+        const string Columns = "seq AS Seq, event_id AS EventId, topic AS Topic, key AS Key, value AS Value";
+        await using var connection = await database.OpenAsync(cancellationToken);
+        if (_inFlight.Count == 0)
+        {
+            return [.. await connection.QueryAsync<OutboxRow>($"SELECT {Columns} FROM outbox ORDER BY seq LIMIT @limit", new { limit })];
+        }
+
+        var inFlight = _inFlight.SelectMany(h => h.Outcomes).Select(o => o.Row.Seq).ToList();
+        return [.. await connection.QueryAsync<OutboxRow>(
+            $"SELECT {Columns} FROM outbox WHERE seq NOT IN (SELECT value FROM {database.Sql.Values("@inFlight")}) ORDER BY seq LIMIT @limit",
+            new { limit, inFlight = database.Sql.List(inFlight) })];
+    }
+
+    /// <summary>Hands every row to the client; the handover is settled once every delivery report
+    /// is in, and it wakes the relay then.</summary>
+    private Handover HandOver(List<OutboxRow> rows, CancellationToken cancellationToken)
     {
         var outcomes = rows.Select(r => new Delivery(r)).ToList();
         var pending = rows.Count + 1;
@@ -262,17 +354,9 @@ public sealed partial class OutboxRelay(
         }
 
         Settled();
-        if (!await AwaitDeliveriesAsync(reported.Task, cancellationToken))
-        {
-            LogLeaseLostInFlight(options.ServiceName, outcomes.Count(o => o.Result is DeliveryResult.InFlight));
-            producer.Abandon();
-            foreach (var outcome in outcomes.Where(o => o.Result is DeliveryResult.InFlight))
-            {
-                outcome.Result = DeliveryResult.NotSent;
-            }
-        }
-
-        return outcomes;
+        var settled = AwaitingDeliveries is { } hook ? Task.WhenAll(reported.Task, hook(cancellationToken)) : reported.Task;
+        _ = settled.ContinueWith(_ => signal.Notify(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return new Handover(outcomes, settled);
     }
 
     /// <summary>The CloudEvent attribute saying when the relay handed the record to Kafka: 0.9
@@ -302,27 +386,26 @@ public sealed partial class OutboxRelay(
         return end > start ? value[start..end] : null;
     }
 
-    /// <summary>True once every report is in; false when the lease could not be kept meanwhile.</summary>
-    private async Task<bool> AwaitDeliveriesAsync(Task reported, CancellationToken cancellationToken)
+    /// <summary>True once <paramref name="settled"/> is; false when the lease could not be kept meanwhile.</summary>
+    private async Task<bool> AwaitDeliveriesAsync(Task settled, CancellationToken cancellationToken)
     {
-        var waiting = AwaitingDeliveries is { } hook ? Task.WhenAll(reported, hook(cancellationToken)) : reported;
         var tick = _lease.Duration / 20;
         Task<bool>? renewal = null;
-        while (!waiting.IsCompleted)
+        while (!settled.IsCompleted)
         {
             if (renewal is null && _lease.IsDueForRenewal)
             {
                 renewal = _lease.AcquireOrRenewAsync(cancellationToken);
             }
 
-            await Task.WhenAny(waiting, Task.Delay(tick, cancellationToken));
+            await Task.WhenAny(settled, Task.Delay(tick, cancellationToken));
             if (renewal is { IsCompleted: true })
             {
                 await renewal;
                 renewal = null;
             }
 
-            if (!_lease.IsValid && !waiting.IsCompleted)
+            if (!_lease.IsValid && !settled.IsCompleted)
             {
                 return false;
             }
@@ -333,7 +416,7 @@ public sealed partial class OutboxRelay(
             await renewal;
         }
 
-        await waiting;
+        await settled;
         return true;
     }
 
@@ -457,6 +540,19 @@ public sealed partial class OutboxRelay(
             RefusedBeforeSending = true;
             Result = DeliveryResult.Failed;
         }
+    }
+
+    /// <summary>Rows handed to the client together; settled once every delivery report is in (or
+    /// abandoned with the client when the lease ran out).</summary>
+    private sealed class Handover(List<Delivery> outcomes, Task settled)
+    {
+        public List<Delivery> Outcomes { get; } = outcomes;
+
+        public Task Settled { get; } = settled;
+
+        public bool IsAbandoned { get; set; }
+
+        public bool IsSettled => IsAbandoned || Settled.IsCompleted;
     }
 
     private sealed record OutboxRow(long Seq, string EventId, string Topic, string Key, string Value);
