@@ -84,42 +84,6 @@ public abstract class OutboxRelayTests(KafkaClusterFixture fixture, StorageBacke
     }
 
     [Fact]
-    public async Task Rows_committed_while_earlier_ones_await_acknowledgement_go_out_at_once_unless_their_key_has_a_row_in_flight()
-    {
-        var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-pipeline", Topics.BookOrders);
-        await using var app = await StartRelayAsync(ns, "relay-pipeline.db");
-        var relay = app.Services.GetRequiredService<OutboxRelay>();
-        Assert.True(await Poll.UntilAsync(() => relay.IsActive, TestClients.Deadline), "the relay takes the lease");
-
-        // The first handover's acknowledgement is held back until the test lets it through.
-        var stalled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        relay.AwaitingDeliveries = async ct =>
-        {
-            relay.AwaitingDeliveries = null;
-            stalled.TrySetResult();
-            await release.Task.WaitAsync(ct);
-        };
-        var first = Record("ORD-P1", 1);
-        await CommitAsync(app, [first]);
-        await stalled.Task.WaitAsync(TestClients.Deadline);
-
-        var otherKey = Record("ORD-P2", 1);
-        var sameKey = Record("ORD-P1", 2);
-        await CommitAsync(app, [otherKey, sameKey]);
-        var topic = ns + Topics.BookOrders.Name;
-        List<string> PublishedIds() => [.. TestClients.ReadToEnd(fixture.Connection, topic, Topics.BookOrders.Partitions).Select(r => EventSerializer.Parse(r.Message.Value).Id)];
-        Assert.True(await Poll.UntilAsync(() => PublishedIds().Contains(otherKey.EventId), TestClients.Deadline, TimeSpan.FromMilliseconds(200)), "a row of another key is published while the first awaits its acknowledgement");
-        Assert.False(await Poll.UntilAsync(() => PublishedIds().Contains(sameKey.EventId), TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(200)), "a later row of a key published before its earlier row was acknowledged");
-
-        release.TrySetResult();
-        var published = await ReadWhenCountAsync(topic, 3);
-        Assert.Equal([first.EventId, sameKey.EventId], published.Where(r => r.Message.Key == "ORD-P1").OrderBy(r => r.Offset.Value).Select(r => EventSerializer.Parse(r.Message.Value).Id));
-        Assert.Equal(3, published.Count);
-        Assert.True(await Poll.UntilAsync(async _ => (await QueryAsync<long>(app, "SELECT count(*) FROM outbox")).Single() == 0, TestClients.Deadline), "the outbox drains");
-    }
-
-    [Fact]
     public async Task A_relay_waiting_past_its_lease_for_deliveries_renews_it_so_a_standby_never_publishes_the_same_rows()
     {
         var ns = await fixture.CreateNamespaceAsync(Purpose + "relay-lease-kept", Topics.BookOrders);

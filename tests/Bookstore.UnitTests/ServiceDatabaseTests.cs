@@ -90,94 +90,86 @@ public sealed class ServiceDatabaseTests : IDisposable
     [Fact]
     public async Task A_WAL_that_outgrew_its_limit_starts_over_and_its_file_is_cut_back()
     {
-        const long Limit = 512 * 1024;
-        var path = Path.Combine(_data.FullName, "wal.db");
-        using var database = new SqliteServiceDatabase(path, "CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL);", Limit);
-        var wal = new FileInfo(path + "-wal");
-        long Wal()
-        {
-            wal.Refresh();
-            return wal.Exists ? wal.Length : 0;
-        }
-
-        // Writers that never pause, as under load: some commit always follows the last checkpoint.
-        using var stop = new CancellationTokenSource();
-        var writes = 0;
-        var writer = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(8192))", transaction: tx));
-                writes++;
-            }
-        });
-
-        try
-        {
-            Assert.True(await Poll.UntilAsync(() => Wal() > 4 * Limit, TimeSpan.FromSeconds(60)), $"the WAL never grew past {4 * Limit} bytes");
-            var grownAfter = writes;
-            Assert.True(
-                await Poll.UntilAsync(() => writes > grownAfter + 100 && Wal() <= 2 * Limit, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20)),
-                $"the WAL stayed at {Wal()} bytes while writes went on");
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await writer;
-        }
+        await using var load = new NonStopWriters(Path.Combine(_data.FullName, "wal.db"));
+        Assert.True(await Poll.UntilAsync(() => load.WalBytes > 4 * NonStopWriters.WalLimit, TimeSpan.FromSeconds(60)), $"the WAL never grew past {4 * NonStopWriters.WalLimit} bytes");
+        var grownAfter = load.Writes;
+        Assert.True(
+            await Poll.UntilAsync(() => load.Writes > grownAfter + 100 && load.WalBytes <= 2 * NonStopWriters.WalLimit, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20)),
+            $"the WAL stayed at {load.WalBytes} bytes while writes went on");
     }
 
     [Fact]
     public async Task A_reader_on_an_old_snapshot_defers_the_WAL_restart_without_stopping_the_writers()
     {
-        const long Limit = 512 * 1024;
-        var path = Path.Combine(_data.FullName, "wal-reader.db");
-        using var database = new SqliteServiceDatabase(path, "CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL);", Limit);
-        var wal = new FileInfo(path + "-wal");
-        long Wal()
+        await using var load = new NonStopWriters(Path.Combine(_data.FullName, "wal-reader.db"));
+        Assert.True(await Poll.UntilAsync(() => load.Writes > 0, TimeSpan.FromSeconds(60)), "nothing was written");
+        using (var reader = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={load.Path}"))
         {
-            wal.Refresh();
-            return wal.Exists ? wal.Length : 0;
+            reader.Open();
+            using var snapshot = reader.BeginTransaction(deferred: true);
+            Assert.True(reader.ExecuteScalar<long>("SELECT count(*) FROM blobs", transaction: snapshot) >= 1);
+
+            // The WAL cannot start over under the reader's snapshot, and the writers go on regardless.
+            Assert.True(await Poll.UntilAsync(() => load.Database.WalRestartsDeferred > 0, TimeSpan.FromSeconds(60)), "no restart was tried and deferred while the reader read");
+            var before = load.Writes;
+            Assert.True(await Poll.UntilAsync(() => load.Writes > before + 200, TimeSpan.FromSeconds(60)), "the writers stalled behind the reader");
+            Assert.True(load.WalBytes > 2 * NonStopWriters.WalLimit);
         }
 
-        await database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(16))", transaction: tx));
-        using var stop = new CancellationTokenSource();
-        var writes = 0;
-        var writer = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(8192))", transaction: tx));
-                Interlocked.Increment(ref writes);
-            }
-        });
-
-        try
-        {
-            using (var reader = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={path}"))
-            {
-                reader.Open();
-                using var snapshot = reader.BeginTransaction(deferred: true);
-                Assert.True(reader.ExecuteScalar<long>("SELECT count(*) FROM blobs", transaction: snapshot) >= 1);
-
-                // The WAL cannot start over under the reader's snapshot, and the writers go on regardless.
-                Assert.True(await Poll.UntilAsync(() => database.WalRestartsDeferred > 0, TimeSpan.FromSeconds(60)), "no restart was tried and deferred while the reader read");
-                var before = Volatile.Read(ref writes);
-                Assert.True(await Poll.UntilAsync(() => Volatile.Read(ref writes) > before + 200, TimeSpan.FromSeconds(60)), "the writers stalled behind the reader");
-                Assert.True(Wal() > 2 * Limit);
-            }
-
-            var released = Volatile.Read(ref writes);
-            Assert.True(
-                await Poll.UntilAsync(() => Volatile.Read(ref writes) > released + 100 && Wal() <= 2 * Limit, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20)),
-                $"the WAL stayed at {Wal()} bytes after the reader ended");
-        }
-        finally
-        {
-            await stop.CancelAsync();
-            await writer;
-        }
+        var released = load.Writes;
+        Assert.True(
+            await Poll.UntilAsync(() => load.Writes > released + 100 && load.WalBytes <= 2 * NonStopWriters.WalLimit, TimeSpan.FromSeconds(60), TimeSpan.FromMilliseconds(20)),
+            $"the WAL stayed at {load.WalBytes} bytes after the reader ended");
     }
 
     public void Dispose() => _data.Delete(recursive: true);
+
+    /// <summary>A database with a small WAL limit and writers that never pause, as under load:
+    /// some commit always follows the last checkpoint.</summary>
+    private sealed class NonStopWriters : IAsyncDisposable
+    {
+        public const long WalLimit = 512 * 1024;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly FileInfo _wal;
+        private readonly Task _writer;
+        private int _writes;
+
+        public NonStopWriters(string path)
+        {
+            Path = path;
+            Database = new SqliteServiceDatabase(path, "CREATE TABLE IF NOT EXISTS blobs (id INTEGER PRIMARY KEY, b BLOB NOT NULL);", WalLimit);
+            _wal = new FileInfo(path + "-wal");
+            _writer = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    await Database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO blobs (b) VALUES (randomblob(8192))", transaction: tx));
+                    Interlocked.Increment(ref _writes);
+                }
+            });
+        }
+
+        public string Path { get; }
+
+        public SqliteServiceDatabase Database { get; }
+
+        public int Writes => Volatile.Read(ref _writes);
+
+        public long WalBytes
+        {
+            get
+            {
+                _wal.Refresh();
+                return _wal.Exists ? _wal.Length : 0;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await _writer;
+            Database.Dispose();
+            _stop.Dispose();
+        }
+    }
 }

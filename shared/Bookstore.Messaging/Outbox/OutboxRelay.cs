@@ -14,22 +14,16 @@ namespace Bookstore.Messaging.Outbox;
 /// picks up where it stopped after a crash (a row is removed only after its delivery report, so a
 /// crash in between publishes it again: consumers deduplicate).</summary>
 /// <remarks>
-/// <para>Double-buffered: rows committed while a handover awaits its acknowledgement are handed to
-/// the client at once, so they leave in its next request instead of waiting for the earlier
-/// round's acknowledgement and bookkeeping. A third handover waits for the first to settle: on
-/// 0.9 the client has one request in flight per broker anyway, and a round that gathers what
-/// arrives meanwhile keeps the brokers' requests and the database's reads and deletes per round,
-/// not per commit.</para>
-/// <para>Order: at most one row of a key is in flight, the oldest waiting one, so a row that fails
-/// is retried before any later row of its key is sent. Rows of different keys never wait for each other.</para>
-/// <para>Failures: a transient one (broker unreachable, timed out) leaves the row, and the relay
-/// hands over nothing new for a second; a permanent one (too large, refused for good) parks it:
-/// the row moves to <c>outbox_parked</c>, where <c>GET /outbox</c>, <c>./bookstore status</c> and
-/// the log show it, and the relay moves on. A permanent error in a delivery report may be a
-/// batch-mate's, so the row is first retried alone and parked only if it fails again.</para>
+/// <para>Order: a round publishes only the oldest waiting row of each key, so a row that fails is
+/// retried before any later row of its key is sent. Rows of different keys never wait for each other.</para>
+/// <para>Failures: a transient one (broker unreachable, timed out) leaves the row for the next
+/// round; a permanent one (too large, refused for good) parks it: the row moves to
+/// <c>outbox_parked</c>, where <c>GET /outbox</c>, <c>./bookstore status</c> and the log show it,
+/// and the relay moves on. A permanent error in a delivery report may be a batch-mate's, so the
+/// row is first retried alone and parked only if it fails again.</para>
 /// <para>One relay per database publishes: the holder of <see cref="RelayLease"/>. It renews the
-/// lease while deliveries are awaited and, if it cannot before the lease runs out, drops what its
-/// client still queues, so that a standby taking over publishes alone.</para>
+/// lease while it waits for delivery reports and, if it cannot before the lease runs out, drops
+/// what its client still queues and stops, so that a standby taking over publishes alone.</para>
 /// </remarks>
 public sealed partial class OutboxRelay(
     ServiceDatabase database,
@@ -39,11 +33,9 @@ public sealed partial class OutboxRelay(
     MessagingMetrics metrics,
     ILogger<OutboxRelay> logger) : BackgroundService
 {
-    // Rows in hand at most (in flight, or read and waiting behind an earlier row of their key). On
-    // 0.9 the producer keeps one request in flight per broker (ordering without idempotence), so
-    // a backlog drains at rows per round trip: 10,000 rows measured 31k records/s here, 2,000 about 17k.
-    private const int MaxRowsInHand = 10_000;
-    private const int MaxHandoversInFlight = 2;
+    // On 0.9 the producer keeps one request in flight per broker (ordering without idempotence),
+    // so throughput is rows per round trip: 10,000 rows measured 31k records/s here, 2,000 about 17k.
+    private const int BatchSize = 10_000;
     private static readonly TimeSpan IdlePoll = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(1);
     private readonly RelayLease _lease = new(database, options.OutboxLeaseDuration);
@@ -51,16 +43,6 @@ public sealed partial class OutboxRelay(
     // Rows whose delivery failed with a permanent error, to be retried alone. In memory: after a
     // restart they fail in a batch once more and come back here.
     private readonly HashSet<long> _suspects = [];
-
-    // What was handed to the client and is not yet recorded, oldest first; the keys it holds.
-    private readonly List<Handover> _inFlight = [];
-    private readonly HashSet<(string Topic, string Key)> _busyKeys = [];
-    private int _inFlightRows;
-
-    // Rows read but held back behind an earlier row of their key, oldest first: handed over as
-    // their keys come free, without reading them again.
-    private List<OutboxRow> _heldBack = [];
-    private long _holdUntil;
     private long _published;
     private long _parked;
 
@@ -75,7 +57,7 @@ public sealed partial class OutboxRelay(
     internal string LeaseOwner => _lease.Owner;
 
     /// <summary>A stand-in for a slow delivery, for fault tests: awaited, with the delivery
-    /// reports, after a handover's records were given to the client.</summary>
+    /// reports, after a round's records were handed to the client.</summary>
     internal Func<CancellationToken, Task>? AwaitingDeliveries { get; set; }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -85,28 +67,30 @@ public sealed partial class OutboxRelay(
         {
             try
             {
-                var active = await KeepLeaseAsync(stoppingToken);
-                if (await RecordSettledAsync(stoppingToken))
+                if (!_lease.IsValid || _lease.IsDueForRenewal)
                 {
-                    _holdUntil = Stopwatch.GetTimestamp() + (long)(RetryDelay.TotalSeconds * Stopwatch.Frequency);
+                    var wasActive = _lease.IsValid;
+                    var active = await _lease.AcquireOrRenewAsync(stoppingToken);
+                    if (active != wasActive)
+                    {
+                        LogLease(active ? "holds" : "lost", options.ServiceName);
+                    }
+
+                    if (!active)
+                    {
+                        await signal.WaitAsync(_lease.Duration / 4, stoppingToken);
+                        continue;
+                    }
                 }
 
-                if (!active)
+                var round = await PublishRoundAsync(stoppingToken);
+                if (round.Retry)
                 {
-                    await signal.WaitAsync(_lease.Duration / 4, stoppingToken);
-                    continue;
+                    await Task.Delay(RetryDelay, stoppingToken);
                 }
-
-                if (Stopwatch.GetTimestamp() < _holdUntil)
+                else if (round.Rows == 0)
                 {
-                    await signal.WaitAsync(Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), _holdUntil), stoppingToken);
-                    continue;
-                }
-
-                if (!await HandOverWaitingAsync(stoppingToken))
-                {
-                    // Woken by a commit or a settled handover; while rows are in flight, often enough to keep the lease.
-                    await signal.WaitAsync(_inFlight.Count > 0 ? _lease.Duration / 20 : IdlePoll, stoppingToken);
+                    await signal.WaitAsync(IdlePoll, stoppingToken);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -118,7 +102,6 @@ public sealed partial class OutboxRelay(
 #pragma warning restore CA1031
             {
                 LogRelayError(e);
-                _heldBack = [];
                 await Task.Delay(RetryDelay, stoppingToken);
             }
         }
@@ -133,189 +116,75 @@ public sealed partial class OutboxRelay(
         }
     }
 
-    /// <summary>Renews the lease when due; true while this relay holds it. Rows in flight when it
-    /// ran out are dropped from the client: whoever holds it next publishes them.</summary>
-    private async Task<bool> KeepLeaseAsync(CancellationToken cancellationToken)
+    /// <summary>One round: the oldest waiting row of each key (or, when some failed for good in a
+    /// delivery report, those alone, one at a time), then the outcome recorded in one transaction.</summary>
+    private async Task<(int Rows, bool Retry)> PublishRoundAsync(CancellationToken cancellationToken)
     {
-        var wasActive = _lease.IsValid;
-        if (!wasActive && _inFlight.Any(h => !h.IsSettled))
-        {
-            Abandon(_inFlight);
-        }
-
-        if (wasActive && !_lease.IsDueForRenewal)
-        {
-            return true;
-        }
-
-        var active = await _lease.AcquireOrRenewAsync(cancellationToken);
-        if (active != wasActive)
-        {
-            LogLease(active ? "holds" : "lost", options.ServiceName);
-        }
-
-        if (!active && _inFlight.Any(h => !h.IsSettled))
-        {
-            Abandon(_inFlight);
-        }
-
-        return active;
-    }
-
-    private void Abandon(List<Handover> handovers)
-    {
-        _heldBack = [];
-        var unsettled = handovers.SelectMany(h => h.Outcomes).Where(o => o.Result is DeliveryResult.InFlight).ToList();
-        LogLeaseLostInFlight(options.ServiceName, unsettled.Count);
-        producer.Abandon();
-        foreach (var outcome in unsettled)
-        {
-            outcome.Result = DeliveryResult.NotSent;
-        }
-
-        foreach (var handover in handovers)
-        {
-            handover.IsAbandoned = true;
-        }
-    }
-
-    /// <summary>Records every settled handover in one transaction and frees its keys; true when a
-    /// row in it was not delivered (to be retried after a pause).</summary>
-    private async Task<bool> RecordSettledAsync(CancellationToken cancellationToken)
-    {
-        if (_inFlight.Count == 0 || !_inFlight.Any(h => h.IsSettled))
-        {
-            return false;
-        }
-
-        var outcomes = new List<Delivery>();
-        foreach (var handover in _inFlight.Where(h => h.IsSettled))
-        {
-            outcomes.AddRange(handover.Outcomes);
-            _inFlightRows -= handover.Outcomes.Count;
-            foreach (var outcome in handover.Outcomes)
-            {
-                _busyKeys.Remove((outcome.Row.Topic, outcome.Row.Key));
-            }
-        }
-
-        _inFlight.RemoveAll(h => h.IsSettled);
-        await RecordAsync(outcomes, cancellationToken);
-        if (outcomes.Any(o => o.Result is DeliveryResult.Failed or DeliveryResult.NotSent))
-        {
-            // Read again after the pause: what failed comes first again.
-            _heldBack = [];
-            return true;
-        }
-
-        return false;
-    }
-
-    /// <summary>Hands the client the oldest waiting row of every key with nothing in flight (or,
-    /// when some failed for good in a delivery report, those alone, one at a time, once nothing
-    /// else is in flight); true when more rows wait than could be read.</summary>
-    private async Task<bool> HandOverWaitingAsync(CancellationToken cancellationToken)
-    {
-        if (_inFlight.Count >= MaxHandoversInFlight)
-        {
-            return false;
-        }
-
-        var room = MaxRowsInHand - _inFlightRows - _heldBack.Count;
-        List<OutboxRow> read = room > 0 ? await ReadWaitingAsync(room, cancellationToken) : [];
-        var waiting = _heldBack.Count == 0 ? read : [.. _heldBack.Concat(read).OrderBy(r => r.Seq)];
-        _heldBack = [];
+        var waiting = await ReadOldestAsync(cancellationToken);
         if (waiting.Count == 0)
         {
-            return false;
+            return (0, false);
         }
 
-        if (_suspects.Count > 0 && waiting.Any(r => _suspects.Contains(r.Seq)))
-        {
-            if (_inFlight.Count == 0)
-            {
-                await PublishSuspectsAloneAsync(waiting.Where(r => _suspects.Contains(r.Seq)), cancellationToken);
-            }
-
-            return false;
-        }
-
-        var seen = new HashSet<(string Topic, string Key)>();
-        var oldestOfEachKey = new List<OutboxRow>(waiting.Count);
-        foreach (var row in waiting)
-        {
-            if (seen.Add((row.Topic, row.Key)) && !_busyKeys.Contains((row.Topic, row.Key)))
-            {
-                oldestOfEachKey.Add(row);
-            }
-            else
-            {
-                _heldBack.Add(row);
-            }
-        }
-
-        if (oldestOfEachKey.Count > 0)
-        {
-            _inFlight.Add(HandOver(oldestOfEachKey, cancellationToken));
-            _inFlightRows += oldestOfEachKey.Count;
-            _busyKeys.UnionWith(oldestOfEachKey.Select(r => (r.Topic, r.Key)));
-        }
-
-        return read.Count == room && _heldBack.Count == 0;
-    }
-
-    private async Task PublishSuspectsAloneAsync(IEnumerable<OutboxRow> suspects, CancellationToken cancellationToken)
-    {
+        var suspects = waiting.Where(r => _suspects.Contains(r.Seq)).ToList();
         List<Delivery> outcomes = [];
-        foreach (var suspect in suspects)
+        if (suspects.Count > 0)
         {
-            var alone = HandOver([suspect], cancellationToken);
-            if (!await AwaitDeliveriesAsync(alone.Settled, cancellationToken))
+            foreach (var suspect in suspects)
             {
-                Abandon([alone]);
+                var alone = await PublishAsync([suspect], cancellationToken);
+                outcomes.AddRange(alone);
+                if (alone[0].Result is DeliveryResult.NotSent)
+                {
+                    break;
+                }
             }
-
-            outcomes.AddRange(alone.Outcomes);
-            if (alone.Outcomes[0].Result is DeliveryResult.NotSent)
-            {
-                break;
-            }
+        }
+        else
+        {
+            outcomes = await PublishInLayersAsync(waiting, cancellationToken);
         }
 
         await RecordAsync(outcomes, cancellationToken);
-        if (outcomes.Any(o => o.Result is DeliveryResult.Failed or DeliveryResult.NotSent))
-        {
-            _holdUntil = Stopwatch.GetTimestamp() + (long)(RetryDelay.TotalSeconds * Stopwatch.Frequency);
-        }
+        return (outcomes.Count, outcomes.Any(o => o.Result is DeliveryResult.Failed or DeliveryResult.NotSent));
     }
 
-    /// <summary>The oldest rows not already in hand. While rows are held back, only rows after the
-    /// newest one in hand: on PostgreSQL a row whose transaction took its seq earlier but committed
-    /// later is then read once nothing is held back (later, never lost).</summary>
-    private async Task<List<OutboxRow>> ReadWaitingAsync(int limit, CancellationToken cancellationToken)
+    private async Task<List<OutboxRow>> ReadOldestAsync(CancellationToken cancellationToken)
     {
-        const string Columns = "seq AS Seq, event_id AS EventId, topic AS Topic, key AS Key, value AS Value";
         await using var connection = await database.OpenAsync(cancellationToken);
-        if (_inFlight.Count == 0 && _heldBack.Count == 0)
-        {
-            return [.. await connection.QueryAsync<OutboxRow>($"SELECT {Columns} FROM outbox ORDER BY seq LIMIT @limit", new { limit })];
-        }
-
-        if (_heldBack.Count > 0)
-        {
-            var after = Math.Max(_heldBack[^1].Seq, _inFlight.SelectMany(h => h.Outcomes).Max(o => (long?)o.Row.Seq) ?? 0);
-            return [.. await connection.QueryAsync<OutboxRow>($"SELECT {Columns} FROM outbox WHERE seq > @after ORDER BY seq LIMIT @limit", new { after, limit })];
-        }
-
-        var inFlight = _inFlight.SelectMany(h => h.Outcomes).Select(o => o.Row.Seq).ToList();
         return [.. await connection.QueryAsync<OutboxRow>(
-            $"SELECT {Columns} FROM outbox WHERE seq NOT IN (SELECT value FROM {database.Sql.Values("@inFlight")}) ORDER BY seq LIMIT @limit",
-            new { limit, inFlight = database.Sql.List(inFlight) })];
+            "SELECT seq AS Seq, event_id AS EventId, topic AS Topic, key AS Key, value AS Value FROM outbox ORDER BY seq LIMIT @BatchSize",
+            new { BatchSize })];
     }
 
-    /// <summary>Hands every row to the client; the handover is settled once every delivery report
-    /// is in, and it wakes the relay then.</summary>
-    private Handover HandOver(List<OutboxRow> rows, CancellationToken cancellationToken)
+    /// <summary>The rows in layers: the oldest waiting row of each key, then, once those are
+    /// acknowledged, the next row of each key, and so on. A key's later rows are sent only after
+    /// every earlier row of it was acknowledged, so a failed row is never overtaken; keys whose row
+    /// failed wait for the next round, and a round with a failure ends there.</summary>
+    private async Task<List<Delivery>> PublishInLayersAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
+    {
+        var keys = rows.GroupBy(r => (r.Topic, r.Key)).Select(g => g.ToList()).ToList();
+        var outcomes = new List<Delivery>(rows.Count);
+        for (var depth = 0; ; depth++)
+        {
+            var layer = keys.Where(k => k.Count > depth).Select(k => k[depth]).OrderBy(r => r.Seq).ToList();
+            if (layer.Count == 0)
+            {
+                return outcomes;
+            }
+
+            var published = await PublishAsync(layer, cancellationToken);
+            outcomes.AddRange(published);
+            if (published.Any(o => o.Result is not DeliveryResult.Delivered))
+            {
+                return outcomes;
+            }
+        }
+    }
+
+    /// <summary>Hands every row to the client, then waits for all delivery reports while keeping
+    /// the lease; the outcome of each row, in order.</summary>
+    private async Task<List<Delivery>> PublishAsync(List<OutboxRow> rows, CancellationToken cancellationToken)
     {
         var outcomes = rows.Select(r => new Delivery(r)).ToList();
         var pending = rows.Count + 1;
@@ -393,9 +262,17 @@ public sealed partial class OutboxRelay(
         }
 
         Settled();
-        var settled = AwaitingDeliveries is { } hook ? Task.WhenAll(reported.Task, hook(cancellationToken)) : reported.Task;
-        _ = settled.ContinueWith(_ => signal.Notify(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-        return new Handover(outcomes, settled);
+        if (!await AwaitDeliveriesAsync(reported.Task, cancellationToken))
+        {
+            LogLeaseLostInFlight(options.ServiceName, outcomes.Count(o => o.Result is DeliveryResult.InFlight));
+            producer.Abandon();
+            foreach (var outcome in outcomes.Where(o => o.Result is DeliveryResult.InFlight))
+            {
+                outcome.Result = DeliveryResult.NotSent;
+            }
+        }
+
+        return outcomes;
     }
 
     /// <summary>The CloudEvent attribute saying when the relay handed the record to Kafka: 0.9
@@ -425,26 +302,27 @@ public sealed partial class OutboxRelay(
         return end > start ? value[start..end] : null;
     }
 
-    /// <summary>True once <paramref name="settled"/> is; false when the lease could not be kept meanwhile.</summary>
-    private async Task<bool> AwaitDeliveriesAsync(Task settled, CancellationToken cancellationToken)
+    /// <summary>True once every report is in; false when the lease could not be kept meanwhile.</summary>
+    private async Task<bool> AwaitDeliveriesAsync(Task reported, CancellationToken cancellationToken)
     {
+        var waiting = AwaitingDeliveries is { } hook ? Task.WhenAll(reported, hook(cancellationToken)) : reported;
         var tick = _lease.Duration / 20;
         Task<bool>? renewal = null;
-        while (!settled.IsCompleted)
+        while (!waiting.IsCompleted)
         {
             if (renewal is null && _lease.IsDueForRenewal)
             {
                 renewal = _lease.AcquireOrRenewAsync(cancellationToken);
             }
 
-            await Task.WhenAny(settled, Task.Delay(tick, cancellationToken));
+            await Task.WhenAny(waiting, Task.Delay(tick, cancellationToken));
             if (renewal is { IsCompleted: true })
             {
                 await renewal;
                 renewal = null;
             }
 
-            if (!_lease.IsValid && !settled.IsCompleted)
+            if (!_lease.IsValid && !waiting.IsCompleted)
             {
                 return false;
             }
@@ -455,7 +333,7 @@ public sealed partial class OutboxRelay(
             await renewal;
         }
 
-        await settled;
+        await waiting;
         return true;
     }
 
@@ -579,19 +457,6 @@ public sealed partial class OutboxRelay(
             RefusedBeforeSending = true;
             Result = DeliveryResult.Failed;
         }
-    }
-
-    /// <summary>Rows handed to the client together; settled once every delivery report is in (or
-    /// abandoned with the client when the lease ran out).</summary>
-    private sealed class Handover(List<Delivery> outcomes, Task settled)
-    {
-        public List<Delivery> Outcomes { get; } = outcomes;
-
-        public Task Settled { get; } = settled;
-
-        public bool IsAbandoned { get; set; }
-
-        public bool IsSettled => IsAbandoned || Settled.IsCompleted;
     }
 
     private sealed record OutboxRow(long Seq, string EventId, string Topic, string Key, string Value);
