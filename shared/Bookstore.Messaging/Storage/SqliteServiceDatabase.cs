@@ -224,15 +224,14 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         try
         {
             var connection = (StatementCachingConnection)await OpenAsync(stoppingToken);
+            long busy;
             try
             {
                 // A long reader (a report, a replay) makes this round give up rather than hold the writers.
                 await connection.ExecuteAsync("PRAGMA busy_timeout=200;");
                 // SQLite answers busy in the row (busy, log frames, checkpointed frames), not as an error.
-                var busy = await connection.ExecuteScalarAsync<long>("PRAGMA wal_checkpoint(RESTART);");
+                busy = await connection.ExecuteScalarAsync<long>("PRAGMA wal_checkpoint(RESTART);");
                 Configure(connection);
-                await connection.DisposeAsync();
-                return busy == 0;
             }
             catch
             {
@@ -240,6 +239,10 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
                 connection.Discard();
                 throw;
             }
+
+            // Given back only once configured as every lent connection is; never discarded after that.
+            await connection.DisposeAsync();
+            return busy == 0;
         }
         finally
         {
