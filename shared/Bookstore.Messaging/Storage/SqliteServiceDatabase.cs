@@ -33,6 +33,13 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     private readonly Lock _readersLock = new();
     private bool _closed;
 
+    // Writes waiting for the next group commit, and whether a write is committing one now.
+    private const int MaxGroup = 64;
+    private readonly Queue<GroupedWrite> _queued = new();
+    private readonly Lock _queueLock = new();
+    private bool _writing;
+    private long _groupedWrites;
+
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _checkpoints;
     private long _commits;
@@ -80,6 +87,9 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     /// <summary>Write transactions committed since this opened.</summary>
     internal long Commits => Interlocked.Read(ref _commits);
 
+    /// <summary>Writes committed since this opened (several share a commit under load).</summary>
+    internal long GroupedWrites => Interlocked.Read(ref _groupedWrites);
+
     public override string Backend => "sqlite";
 
     public override string Location => Path;
@@ -121,42 +131,141 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         }
     }
 
+    /// <summary>Runs <paramref name="work"/> in a write transaction that may be shared: writes that
+    /// arrive while another commits are run together, each in a savepoint of its own, and committed
+    /// once (group commit). A work that throws undoes only its own writes; a failure of the database
+    /// itself (busy, I/O, the commit) fails every work of the group, none of which is then committed.</summary>
+    /// <remarks>A commit's cost is per transaction, not per row: its dirty pages go to the WAL as
+    /// frames, two writes each, and a page that several writers touched goes once. Under load the
+    /// HTTP placements, the consumer's batch and the relay's deletes share commits; alone, a write
+    /// runs as before, in a transaction of its own with no savepoint.</remarks>
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
-        await _writeGate.WaitAsync(cancellationToken);
+        var write = new GroupedWrite<T>(work, cancellationToken);
+        bool leads;
+        lock (_queueLock)
+        {
+            _queued.Enqueue(write);
+            leads = !_writing;
+            _writing = true;
+        }
+
+        if (leads || await write.Turn.Task)
+        {
+            await CommitGroupAsync();
+        }
+
+        return await write.Result;
+    }
+
+    /// <summary>Run by the write at the head of the queue: commits it with those queued behind it,
+    /// then hands the turn to the next write waiting, if any, so that no caller runs others' groups
+    /// for long.</summary>
+    private async Task CommitGroupAsync()
+    {
+        List<GroupedWrite> group;
+        lock (_queueLock)
+        {
+            group = new List<GroupedWrite>(Math.Min(_queued.Count, MaxGroup));
+            while (group.Count < MaxGroup && _queued.TryDequeue(out var next))
+            {
+                group.Add(next);
+            }
+        }
+
         try
         {
-            if (_writer is null)
-            {
-                _writer = new StatementCachingConnection(_connectionString);
-                await _writer.OpenAsync(cancellationToken);
-                Configure(_writer);
-                // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold;
-                // when the WAL starts over, the writer cuts its file back to the limit.
-                await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
-            }
-
+            await _writeGate.WaitAsync(CancellationToken.None);
             try
             {
-                await using var transaction = await _writer.BeginTransactionAsync(cancellationToken);
-                var result = await work(transaction);
-                await transaction.CommitAsync(cancellationToken);
-                Interlocked.Increment(ref _commits);
-                return result;
+                await RunGroupAsync(group);
             }
-            catch
+            finally
             {
-                // Whatever failed, the next transaction starts on a fresh connection.
-                await _writer.DisposeAsync();
-                _writer = null;
-                throw;
+                _writeGate.Release();
             }
+        }
+#pragma warning disable CA1031 // Whatever failed (the connection, the gate at shutdown), each write of the group learns it.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            group.ForEach(w => w.Fail(e));
         }
         finally
         {
-            _writeGate.Release();
+            GroupedWrite? nextHead;
+            lock (_queueLock)
+            {
+                _writing = _queued.TryPeek(out nextHead);
+            }
+
+            nextHead?.Lead();
         }
+    }
+
+    private async Task RunGroupAsync(List<GroupedWrite> group)
+    {
+        var live = group.Where(w => !w.Cancelled).ToList();
+        foreach (var cancelled in group.Where(w => w.Cancelled))
+        {
+            cancelled.Cancel();
+        }
+
+        if (live.Count == 0)
+        {
+            return;
+        }
+
+        if (_writer is null)
+        {
+            _writer = new StatementCachingConnection(_connectionString);
+            await _writer.OpenAsync();
+            Configure(_writer);
+            // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold;
+            // when the WAL starts over, the writer cuts its file back to the limit.
+            await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
+        }
+
+        try
+        {
+            await using var transaction = await _writer.BeginTransactionAsync();
+            if (live.Count == 1)
+            {
+                await live[0].RunAsync(transaction);
+            }
+            else
+            {
+                using var savepoint = new Savepoint(transaction, "grouped_write");
+                foreach (var write in live)
+                {
+                    savepoint.Begin();
+                    try
+                    {
+                        await write.RunAsync(transaction);
+                        savepoint.Release();
+                    }
+                    catch (Exception e) when (!IsUnavailable(e))
+                    {
+                        savepoint.Undo();
+                        write.Fail(e);
+                    }
+                }
+            }
+
+            await transaction.CommitAsync();
+            Interlocked.Increment(ref _commits);
+            Interlocked.Add(ref _groupedWrites, live.Count);
+        }
+        catch
+        {
+            // Whatever failed, the next transaction starts on a fresh connection.
+            await _writer.DisposeAsync();
+            _writer = null;
+            throw;
+        }
+
+        live.ForEach(w => w.Complete());
     }
 
     /// <summary>Copies the WAL's committed pages into the database file once a second after writes,
