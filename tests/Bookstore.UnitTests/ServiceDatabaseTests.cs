@@ -172,6 +172,27 @@ public sealed class ServiceDatabaseTests : IDisposable
         Assert.Equal([0, 1, 3], await reader.QueryAsync<long>("SELECT id FROM rows ORDER BY id"));
     }
 
+    [Fact]
+    public async Task A_write_whose_caller_stops_waiting_in_the_queue_is_never_committed_and_the_queue_moves_on()
+    {
+        using var database = new SqliteServiceDatabase(Path.Combine(_data.FullName, "group-cancel.db"), "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY);");
+        var (first, release) = HeldWrite(database, id: 0);
+        using var giveUp = new CancellationTokenSource();
+        var abandoned = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (1)", transaction: tx), giveUp.Token);
+        var after = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (2)", transaction: tx));
+
+        // Cancelled while the writer is still held: the caller learns it at once, not after the queue ahead.
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        Assert.False(first.IsCompleted);
+
+        release.SetResult();
+        await first;
+        await after;
+        await using var reader = await database.OpenAsync();
+        Assert.Equal([0, 2], await reader.QueryAsync<long>("SELECT id FROM rows ORDER BY id"));
+    }
+
     /// <summary>A write that inserts <paramref name="id"/> and then holds the writer until released,
     /// so that writes started meanwhile queue behind it.</summary>
     private static (Task Write, TaskCompletionSource Release) HeldWrite(ServiceDatabase database, long id)

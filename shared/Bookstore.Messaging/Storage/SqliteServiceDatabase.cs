@@ -9,7 +9,8 @@ namespace Bookstore.Messaging.Storage;
 /// <remarks>WAL with <c>synchronous=NORMAL</c> survives a process crash, the failure model here
 /// (not a power cut). SQLite serializes writers (<c>BEGIN IMMEDIATE</c>) and the busy timeout makes
 /// them wait their turn instead of failing. Writes go through one connection, opened and configured
-/// once, and the WAL is checkpointed in the background rather than inside a commit.</remarks>
+/// once; those that arrive while another commits are committed together; and the WAL is
+/// checkpointed in the background rather than inside a commit.</remarks>
 public sealed class SqliteServiceDatabase : ServiceDatabase
 {
     private static readonly TimeSpan CheckpointInterval = TimeSpan.FromSeconds(1);
@@ -38,7 +39,7 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     private readonly Queue<GroupedWrite> _queued = new();
     private readonly Lock _queueLock = new();
     private bool _writing;
-    private long _groupedWrites;
+    private bool _writesClosed;
 
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _checkpoints;
@@ -86,9 +87,6 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
 
     /// <summary>Write transactions committed since this opened.</summary>
     internal long Commits => Interlocked.Read(ref _commits);
-
-    /// <summary>Writes committed since this opened (several share a commit under load).</summary>
-    internal long GroupedWrites => Interlocked.Read(ref _groupedWrites);
 
     public override string Backend => "sqlite";
 
@@ -146,12 +144,35 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         bool leads;
         lock (_queueLock)
         {
+            ObjectDisposedException.ThrowIf(_writesClosed, this);
             _queued.Enqueue(write);
             leads = !_writing;
             _writing = true;
+            if (leads)
+            {
+                write.TryLead();
+            }
         }
 
-        if (leads || await write.Turn.Task)
+        if (!leads)
+        {
+            try
+            {
+                leads = await write.Turn.Task.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (write.TryAbandon())
+            {
+                // Still queued: whoever reaches it passes over it.
+                throw;
+            }
+            catch (OperationCanceledException)
+            {
+                // It leads or is being committed already: its outcome stands.
+                leads = await write.Turn.Task;
+            }
+        }
+
+        if (leads)
         {
             await CommitGroupAsync();
         }
@@ -164,19 +185,22 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     /// for long.</summary>
     private async Task CommitGroupAsync()
     {
-        List<GroupedWrite> group;
+        var group = new List<GroupedWrite>();
         lock (_queueLock)
         {
-            group = new List<GroupedWrite>(Math.Min(_queued.Count, MaxGroup));
             while (group.Count < MaxGroup && _queued.TryDequeue(out var next))
             {
-                group.Add(next);
+                // The head leads; the others are taken unless their callers stopped waiting.
+                if (group.Count == 0 || next.TryTake())
+                {
+                    group.Add(next);
+                }
             }
         }
 
         try
         {
-            await _writeGate.WaitAsync(CancellationToken.None);
+            await _writeGate.WaitAsync(_stopping.Token);
             try
             {
                 await RunGroupAsync(group);
@@ -186,7 +210,11 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
                 _writeGate.Release();
             }
         }
-#pragma warning disable CA1031 // Whatever failed (the connection, the gate at shutdown), each write of the group learns it.
+        catch (Exception e) when (_stopping.IsCancellationRequested && e is OperationCanceledException or ObjectDisposedException)
+        {
+            group.ForEach(w => w.Fail(new ObjectDisposedException(nameof(SqliteServiceDatabase), "The database was closed before this write committed.")));
+        }
+#pragma warning disable CA1031 // Whatever failed (the connection, the commit), each write of the group learns it.
         catch (Exception e)
 #pragma warning restore CA1031
         {
@@ -194,22 +222,33 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         }
         finally
         {
-            GroupedWrite? nextHead;
             lock (_queueLock)
             {
-                _writing = _queued.TryPeek(out nextHead);
-            }
+                // The next head whose caller still waits leads; those that stopped waiting are dropped.
+                while (_queued.TryPeek(out var next) && !next.TryLead())
+                {
+                    _queued.Dequeue();
+                }
 
-            nextHead?.Lead();
+                _writing = _queued.Count > 0;
+            }
         }
     }
 
     private async Task RunGroupAsync(List<GroupedWrite> group)
     {
-        var live = group.Where(w => !w.Cancelled).ToList();
-        foreach (var cancelled in group.Where(w => w.Cancelled))
+        // Decided once per write: one cancelled now is neither run nor committed.
+        var live = new List<GroupedWrite>(group.Count);
+        foreach (var write in group)
         {
-            cancelled.Cancel();
+            if (write.CancellationRequested)
+            {
+                write.Cancel();
+            }
+            else
+            {
+                live.Add(write);
+            }
         }
 
         if (live.Count == 0)
@@ -255,7 +294,6 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
 
             await transaction.CommitAsync();
             Interlocked.Increment(ref _commits);
-            Interlocked.Add(ref _groupedWrites, live.Count);
         }
         catch
         {
@@ -364,6 +402,12 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
 
     public override void Dispose()
     {
+        lock (_queueLock)
+        {
+            _writesClosed = true;
+        }
+
+        // Writes still queued fail at the gate, one group after the other.
         _stopping.Cancel();
         try
         {
