@@ -71,32 +71,26 @@ internal sealed class GroupedWrite<T>(Func<DbTransaction, Task<T>> work, Cancell
 {
     private readonly TaskCompletionSource<T> _result = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private T? _value;
-    private bool _failed;
 
     public Task<T> Result => _result.Task;
 
     protected override async Task RunInContextAsync(DbTransaction transaction) => _value = await work(transaction);
 
+    // A write that failed or was cancelled keeps that outcome: its result is set already.
     public override void Complete()
     {
-        if (!_failed)
-        {
-            _result.TrySetResult(_value!);
-        }
-
+        _result.TrySetResult(_value!);
         Settled();
     }
 
     public override void Fail(Exception error)
     {
-        _failed = true;
         _result.TrySetException(error);
         Settled();
     }
 
     public override void Cancel()
     {
-        _failed = true;
         _result.TrySetCanceled(CancellationToken);
         Settled();
     }

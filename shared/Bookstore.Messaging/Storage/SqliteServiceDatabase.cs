@@ -256,18 +256,18 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
             return;
         }
 
-        if (_writer is null)
-        {
-            _writer = new StatementCachingConnection(_connectionString);
-            await _writer.OpenAsync();
-            Configure(_writer);
-            // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold;
-            // when the WAL starts over, the writer cuts its file back to the limit.
-            await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
-        }
-
         try
         {
+            if (_writer is null)
+            {
+                _writer = new StatementCachingConnection(_connectionString);
+                await _writer.OpenAsync();
+                Configure(_writer);
+                // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold;
+                // when the WAL starts over, the writer cuts its file back to the limit.
+                await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
+            }
+
             await using var transaction = await _writer.BeginTransactionAsync();
             if (live.Count == 1)
             {
@@ -297,9 +297,12 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         }
         catch
         {
-            // Whatever failed, the next transaction starts on a fresh connection.
-            await _writer.DisposeAsync();
-            _writer = null;
+            // Whatever failed, opening it included, the next transaction starts on a fresh connection.
+            if (_writer is not null)
+            {
+                await _writer.DisposeAsync();
+                _writer = null;
+            }
             throw;
         }
 
