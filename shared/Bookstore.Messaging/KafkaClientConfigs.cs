@@ -69,12 +69,16 @@ public static class KafkaClientConfigs
     /// <summary>Makes <paramref name="config"/> a consumer that watches the saga rather than takes
     /// part in it (Analytics, the dashboard's tail): it fetches in large batches, at most about one
     /// fetch a second per broker instead of one per event. A broker's cost is per request, not per
-    /// record, and a second's delay costs an observer nothing.</summary>
+    /// record, and a second's delay costs an observer nothing. Its prefetch queue is small: an
+    /// observer that falls behind under load would otherwise fill the participants' 16 MB of
+    /// records, which librdkafka keeps in native memory (measured: Analytics' RSS 258 → 207 MB at
+    /// its peak over 60,000 orders, with 2 MB).</summary>
     public static ConsumerConfig Observing(this ConsumerConfig config)
     {
         ArgumentNullException.ThrowIfNull(config);
         config.FetchWaitMaxMs = 1_000;
         config.FetchMinBytes = 1_000_000;
+        config.QueuedMaxMessagesKbytes = 2 * 1024;
         return config;
     }
 
