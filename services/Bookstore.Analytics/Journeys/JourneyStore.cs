@@ -93,8 +93,9 @@ public static class JourneyStore
         work_started_at AS WorkStartedAt, trace_id AS TraceId
         """;
 
-    /// <summary>Orders whose events one statement reads.</summary>
-    public const int OrdersPerRead = 1_000;
+    /// <summary>Orders whose events one statement reads: ≈ 2 MB of rows and events at a time (1,000
+    /// orders a read raised Analytics' RSS by ≈ 40 MB for each breakdown).</summary>
+    public const int OrdersPerRead = 200;
 
     /// <summary>The recorded events of one order.</summary>
     public static async Task<IReadOnlyList<JourneyEvent>> EventsOfAsync(DbConnection connection, string orderId) =>
