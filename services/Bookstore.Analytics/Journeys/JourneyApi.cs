@@ -73,7 +73,7 @@ public static class JourneyApi
         await using var connection = await database.OpenAsync(cancellationToken);
         var placed = await JourneyStore.OrdersPlacedAsync(connection, from, to);
         var sample = Spread(placed, limit ?? MaxSampledOrders);
-        // A chunk of orders at a time: the events of ten thousand orders would take a hundred MB.
+        // A chunk of orders at a time (JourneyStore.OrdersPerRead): the events of ten thousand orders would take a hundred MB.
         var tally = new JourneyBreakdown.Tally();
         foreach (var orders in sample.Chunk(JourneyStore.OrdersPerRead))
         {

@@ -94,7 +94,7 @@ public static class JourneyStore
         """;
 
     /// <summary>Orders whose events one statement reads: ≈ 2 MB of rows and events at a time (1,000
-    /// orders a read raised Analytics' RSS by ≈ 40 MB for each breakdown).</summary>
+    /// orders a read raised Analytics' RSS by ≈ 40 MiB for each breakdown).</summary>
     public const int OrdersPerRead = 200;
 
     /// <summary>The recorded events of one order.</summary>
