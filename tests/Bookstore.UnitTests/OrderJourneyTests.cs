@@ -193,8 +193,12 @@ public sealed class OrderJourneyTests : IDisposable
             var stored = await JourneyStore.EventsOfAsync(connection, OrderId);
             Assert.Equal(events.Select(Recorded).OrderBy(e => e.EventId), stored.OrderBy(e => e.EventId));
             Assert.Equal(JsonSerializer.Serialize(OrderJourney.Of(OrderId, events.Select(Recorded))), JsonSerializer.Serialize(OrderJourney.Of(OrderId, stored)));
-            Assert.Equal([OrderId], await JourneyStore.OrdersPlacedAsync(connection, T0.AddSeconds(-1), T0.AddSeconds(1)));
-            Assert.Empty(await JourneyStore.OrdersPlacedAsync(connection, T0.AddMilliseconds(1), T0.AddSeconds(1)));
+            var (placed, sample) = await JourneyStore.OrdersPlacedAsync(connection, T0.AddSeconds(-1), T0.AddSeconds(1), 10);
+            Assert.Equal(1, placed);
+            Assert.Equal([OrderId], sample);
+            var (later, none) = await JourneyStore.OrdersPlacedAsync(connection, T0.AddMilliseconds(1), T0.AddSeconds(1), 10);
+            Assert.Equal(0, later);
+            Assert.Empty(none);
             Assert.Equal(events.Count, (await JourneyStore.EventsOfAsync(connection, [OrderId, "ORD-other"], chunk: 1)).Count);
         }
 
@@ -208,15 +212,31 @@ public sealed class OrderJourneyTests : IDisposable
     }
 
     [Fact]
-    public void The_trace_id_is_the_second_field_of_the_traceparent_and_a_long_run_is_sampled_evenly()
+    public void The_trace_id_is_the_second_field_of_the_traceparent()
     {
         Assert.Equal(PlacedTrace, JourneyEvent.TraceIdOf($"00-{PlacedTrace}-b7ad6b7169203331-01"));
         Assert.Null(JourneyEvent.TraceIdOf(null));
         Assert.Null(JourneyEvent.TraceIdOf("|not.w3c"));
+    }
 
-        List<string> run = [.. Enumerable.Range(0, 10).Select(i => $"ORD-{i}")];
-        Assert.Equal(["ORD-0", "ORD-2", "ORD-5", "ORD-7"], JourneyApi.Spread(run, 4));
-        Assert.Same(run, JourneyApi.Spread(run, 10));
+    [Fact]
+    public async Task A_long_run_is_counted_whole_and_sampled_evenly_from_its_beginning_to_its_end()
+    {
+        using var database = ServiceDatabase.Open(new MessagingOptions { DatabasePath = Path.Combine(_data.FullName, "analytics.db") }, AnalyticsStore.Schema);
+        // Recorded out of order: the sample follows the time they were placed.
+        foreach (var i in new[] { 7, 2, 9, 0, 4, 1, 8, 3, 6, 5 })
+        {
+            var id = $"ORD-{i}";
+            await database.WriteAsync(t => AnalyticsStore.RecordAsync(t, $"evt-{i}", "book-orders", EventCatalog.OrderPlaced, new OrderPlaced(id, "c", [new("978-0", 1, 10m)], 10m), T0.AddMilliseconds(i)));
+        }
+
+        await using var connection = await database.OpenAsync();
+        var (placed, sample) = await JourneyStore.OrdersPlacedAsync(connection, T0, T0.AddSeconds(1), 4);
+        Assert.Equal(10, placed);
+        Assert.Equal(["ORD-0", "ORD-3", "ORD-5", "ORD-8"], sample);
+        var (all, whole) = await JourneyStore.OrdersPlacedAsync(connection, T0, T0.AddSeconds(1), 10);
+        Assert.Equal(10, all);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => $"ORD-{i}"), whole);
     }
 
     private static DateTimeOffset At(double ms) => T0.AddTicks((long)(ms * TimeSpan.TicksPerMillisecond));

@@ -71,8 +71,7 @@ public static class JourneyApi
         }
 
         await using var connection = await database.OpenAsync(cancellationToken);
-        var placed = await JourneyStore.OrdersPlacedAsync(connection, from, to);
-        var sample = Spread(placed, limit ?? MaxSampledOrders);
+        var (placed, sample) = await JourneyStore.OrdersPlacedAsync(connection, from, to, limit ?? MaxSampledOrders);
         // A chunk of orders at a time (JourneyStore.OrdersPerRead): the events of ten thousand orders would take a hundred MB.
         var tally = new JourneyBreakdown.Tally();
         foreach (var orders in sample.Chunk(JourneyStore.OrdersPerRead))
@@ -83,14 +82,6 @@ public static class JourneyApi
             }
         }
 
-        return TypedResults.Ok(new JourneyBreakdownReport(from, to, placed.Count, sample.Count, tally.Breakdown()));
-    }
-
-    /// <summary>At most <paramref name="count"/> of <paramref name="all"/>, evenly spread, so a long run
-    /// is sampled from its beginning to its end.</summary>
-    public static IReadOnlyList<string> Spread(IReadOnlyList<string> all, int count)
-    {
-        ArgumentNullException.ThrowIfNull(all);
-        return all.Count <= count ? all : [.. Enumerable.Range(0, count).Select(i => all[(int)((long)i * all.Count / count)])];
+        return TypedResults.Ok(new JourneyBreakdownReport(from, to, placed, sample.Count, tally.Breakdown()));
     }
 }

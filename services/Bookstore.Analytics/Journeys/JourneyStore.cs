@@ -119,12 +119,26 @@ public static class JourneyStore
         return events;
     }
 
-    /// <summary>The orders placed (OrderPlaced written) in [<paramref name="from"/>, <paramref name="to"/>),
-    /// in the order they were placed, from the facts' age index.</summary>
-    public static async Task<IReadOnlyList<string>> OrdersPlacedAsync(DbConnection connection, DateTimeOffset from, DateTimeOffset to) =>
-        [.. await connection.QueryAsync<string>(
-            "SELECT order_id FROM facts WHERE at >= @from AND at < @to AND type = @placed AND order_id IS NOT NULL ORDER BY at",
-            new { from = Text(from), to = Text(to), placed = EventCatalog.OrderPlaced.TypeName })];
+    /// <summary>How many orders were placed (OrderPlaced written) in [<paramref name="from"/>,
+    /// <paramref name="to"/>), and at most <paramref name="sample"/> of them spread evenly over the
+    /// window, in the order they were placed. The database picks them: a long run's ids are never
+    /// all read into the service.</summary>
+    public static async Task<(int Placed, IReadOnlyList<string> Sample)> OrdersPlacedAsync(DbConnection connection, DateTimeOffset from, DateTimeOffset to, int sample)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(sample, 1);
+        // Of n rows, row i is taken when (i * sample) mod n < sample: exactly sample rows, the first of
+        // each stretch of n / sample.
+        var rows = (await connection.QueryAsync<(string OrderId, long Placed)>(
+            """
+            SELECT order_id, n FROM (
+                SELECT order_id, row_number() OVER (ORDER BY at) - 1 AS i, count(*) OVER () AS n
+                FROM facts WHERE at >= @from AND at < @to AND type = @placed AND order_id IS NOT NULL) AS placed
+            WHERE n <= @sample OR (i * @sample) % n < @sample
+            ORDER BY i
+            """,
+            new { from = Text(from), to = Text(to), placed = EventCatalog.OrderPlaced.TypeName, sample })).AsList();
+        return (rows.Count == 0 ? 0 : checked((int)rows[0].Placed), [.. rows.Select(r => r.OrderId)]);
+    }
 
     /// <summary>As Dapper reads a row on either backend (PostgreSQL's integers are 64-bit).</summary>
     private sealed class Row
