@@ -10,6 +10,10 @@ internal static class TopicCommand
 {
     private static readonly Version FirstWithBootstrapServer = new(2, 2);
 
+    // It takes seconds; one that hangs (ZooKeeper unreachable, a JVM that never exits) must fail
+    // its caller, never hold it (a test run, `./bookstore up`) for good.
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
+
     public static Task CreateAsync(string java, KafkaDistribution distribution, ClusterLayout layout, TopicSpec topic, CancellationToken cancellationToken)
     {
         List<string> create =
@@ -53,10 +57,22 @@ internal static class TopicCommand
         }
 
         using var process = Process.Start(start) ?? throw new LocalKafkaException("TopicCommand did not start.");
-        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
-        var stdout = await process.StandardOutput.ReadToEndAsync(cancellationToken);
-        await process.WaitForExitAsync(cancellationToken);
-        var output = (stdout + await stderr).Trim();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(Timeout);
+        string output;
+        try
+        {
+            var stderr = process.StandardError.ReadToEndAsync(deadline.Token);
+            var stdout = await process.StandardOutput.ReadToEndAsync(deadline.Token);
+            await process.WaitForExitAsync(deadline.Token);
+            output = (stdout + await stderr).Trim();
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new LocalKafkaException($"{what} did not finish within {Timeout.TotalSeconds:0} s; the JVM was killed.");
+        }
+
         if (process.ExitCode != 0 || !success.Any(s => output.Contains(s, StringComparison.Ordinal)))
         {
             throw new LocalKafkaException($"{what} failed (exit {process.ExitCode}):\n{output}");
