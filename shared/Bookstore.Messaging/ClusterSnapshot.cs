@@ -11,10 +11,8 @@ public sealed record ClusterSnapshot(IReadOnlyList<BrokerInfo> Brokers, IReadOnl
     /// <summary>Reads the cluster's metadata; throws <see cref="KafkaException"/> when no broker answers in time.</summary>
     public static ClusterSnapshot Read(KafkaConnection connection, TimeSpan timeout)
     {
-        using var admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection, "bookstore-metadata"))
-            .SetLogHandler((_, _) => { }) // a probe: an unreachable broker is the answer, not noise
-            .Build();
-        return From(admin.GetMetadata(timeout));
+        using var reader = new ClusterMetadataReader(connection);
+        return reader.Read(timeout);
     }
 
     public static ClusterSnapshot From(Metadata metadata)
@@ -36,6 +34,37 @@ public sealed record ClusterSnapshot(IReadOnlyList<BrokerInfo> Brokers, IReadOnl
             .ToList();
         return new ClusterSnapshot(brokers, topics);
     }
+}
+
+/// <summary>Reads <see cref="ClusterSnapshot"/>s through one admin client, for a caller that polls
+/// until the cluster reaches a state. Each read is a fresh Metadata request; only the client is
+/// kept: a librdkafka instance costs threads and connections to start, and destroying one can
+/// (rarely) hang (confluentinc/librdkafka#1640, #3470), so a wait makes one, not one per poll.</summary>
+public sealed class ClusterMetadataReader(KafkaConnection connection) : IDisposable
+{
+    private readonly IAdminClient _admin = new AdminClientBuilder(KafkaClientConfigs.Admin(connection, "bookstore-metadata"))
+        .SetLogHandler((_, _) => { }) // a probe: an unreachable broker is the answer, not noise
+        .Build();
+
+    public string BootstrapServers => connection.BootstrapServers;
+
+    /// <summary>Throws <see cref="KafkaException"/> when no broker answers in time.</summary>
+    public ClusterSnapshot Read(TimeSpan timeout) => ClusterSnapshot.From(_admin.GetMetadata(timeout));
+
+    /// <summary>Null when no broker answers in time.</summary>
+    public ClusterSnapshot? TryRead(TimeSpan timeout)
+    {
+        try
+        {
+            return Read(timeout);
+        }
+        catch (KafkaException)
+        {
+            return null;
+        }
+    }
+
+    public void Dispose() => _admin.Dispose();
 }
 
 public sealed record BrokerInfo(int Id, string Host, int Port);

@@ -58,19 +58,10 @@ public static class TopicAdmin
     /// <summary>Waits until every partition of <paramref name="topics"/> has a leader.</summary>
     public static async Task WaitForLeadersAsync(KafkaConnection connection, IReadOnlyCollection<string> topics, TimeSpan timeout)
     {
+        using var metadata = new ClusterMetadataReader(connection);
         var ready = await Poll.UntilAsync(
-            () =>
-            {
-                try
-                {
-                    var snapshot = ClusterSnapshot.Read(connection, TimeSpan.FromSeconds(5));
-                    return topics.All(n => snapshot.Topic(n) is { Partitions.Count: > 0 } t && t.Partitions.All(p => p.HasLeader));
-                }
-                catch (KafkaException)
-                {
-                    return false;
-                }
-            },
+            () => metadata.TryRead(TimeSpan.FromSeconds(5)) is { } snapshot
+                && topics.All(n => snapshot.Topic(n) is { Partitions.Count: > 0 } t && t.Partitions.All(p => p.HasLeader)),
             timeout);
         if (!ready)
         {

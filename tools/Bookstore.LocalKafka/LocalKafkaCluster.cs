@@ -55,11 +55,14 @@ public sealed class LocalKafkaCluster
         state.Write(Layout.RepositoryRoot);
         var connection = state.Connection;
 
-        await WaitForAsync(
-            "every broker to appear in the cluster's metadata",
-            () => TryReadSnapshot(connection) is { } s && Layout.Brokers.All(b => s.Brokers.Any(x => x.Id == b.Id)),
-            TimeSpan.FromSeconds(30),
-            cancellationToken);
+        using (var metadata = new ClusterMetadataReader(connection))
+        {
+            await WaitForAsync(
+                "every broker to appear in the cluster's metadata",
+                () => metadata.TryRead(MetadataTimeout) is { } s && Layout.Brokers.All(b => s.Brokers.Any(x => x.Id == b.Id)),
+                TimeSpan.FromSeconds(30),
+                cancellationToken);
+        }
 
         await CreateTopicsAsync([OffsetsTopic, .. Topics.All], cancellationToken);
         await WaitUntilInSyncAsync(java, distribution, connection, cancellationToken);
@@ -80,8 +83,8 @@ public sealed class LocalKafkaCluster
     public async Task CreateTopicsAsync(IReadOnlyCollection<TopicSpec> topics, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(topics);
-        var connection = Connection();
-        var snapshot = ReadSnapshot(connection);
+        using var metadata = new ClusterMetadataReader(Connection());
+        var snapshot = ReadSnapshot(metadata);
         var missing = topics.Where(t => snapshot.Topic(t.Name) is null).Select(t => t.CappedTo(Layout.Brokers.Count)).ToList();
         foreach (var existing in topics.Select(t => (Spec: t, Info: snapshot.Topic(t.Name))).Where(x => x.Info is not null))
         {
@@ -103,7 +106,7 @@ public sealed class LocalKafkaCluster
         var names = topics.Select(t => t.Name).ToHashSet();
         await WaitForAsync(
             "every partition to have a leader",
-            () => TryReadSnapshot(connection) is { } s
+            () => metadata.TryRead(MetadataTimeout) is { } s
                 && names.All(n => s.Topic(n) is { } t && t.Partitions.Count > 0 && t.Partitions.All(p => p.HasLeader)),
             TimeSpan.FromSeconds(60),
             cancellationToken);
@@ -141,7 +144,8 @@ public sealed class LocalKafkaCluster
         {
             try
             {
-                snapshot = ReadSnapshot(Connection());
+                using var metadata = new ClusterMetadataReader(Connection());
+                snapshot = ReadSnapshot(metadata);
             }
             catch (LocalKafkaException e)
             {
@@ -181,10 +185,10 @@ public sealed class LocalKafkaCluster
             cancellationToken);
         _report($"ZooKeeper dropped broker {id} after {clock.Elapsed.TotalSeconds:0.0} s");
 
-        var connection = Connection();
+        using var metadata = new ClusterMetadataReader(Connection());
         await WaitForAsync(
             $"every partition to have a leader other than broker {id}",
-            () => TryReadSnapshot(connection) is { } s && s.Topics.All(t => t.Partitions.All(p => p.HasLeader && p.Leader != id)),
+            () => metadata.TryRead(MetadataTimeout) is { } s && s.Topics.All(t => t.Partitions.All(p => p.HasLeader && p.Leader != id)),
             TimeSpan.FromSeconds(30),
             cancellationToken);
         _report($"every partition has a leader after {clock.Elapsed.TotalSeconds:0.0} s");
@@ -192,7 +196,7 @@ public sealed class LocalKafkaCluster
         // Until the leaders drop the dead replica from the ISR (replica.lag.time.max.ms), an
         // acks=all write waits for it; say when that is over, and do not fail if it takes long.
         var shrunk = await Poll.UntilAsync(
-            () => TryReadSnapshot(connection) is { } s && s.Topics.All(t => t.Partitions.All(p => !p.InSyncReplicas.Contains(id))),
+            () => metadata.TryRead(MetadataTimeout) is { } s && s.Topics.All(t => t.Partitions.All(p => !p.InSyncReplicas.Contains(id))),
             TimeSpan.FromSeconds(30),
             cancellationToken: cancellationToken);
         _report(shrunk
@@ -267,27 +271,15 @@ public sealed class LocalKafkaCluster
         (LocalClusterState.TryRead(Layout.RepositoryRoot)
             ?? throw new LocalKafkaException("The local cluster has never been started: run ./bookstore kafka up.")).Connection;
 
-    private static ClusterSnapshot ReadSnapshot(KafkaConnection connection)
+    private static ClusterSnapshot ReadSnapshot(ClusterMetadataReader metadata)
     {
         try
         {
-            return ClusterSnapshot.Read(connection, MetadataTimeout);
+            return metadata.Read(MetadataTimeout);
         }
         catch (Confluent.Kafka.KafkaException e)
         {
-            throw new LocalKafkaException($"No broker at {connection.BootstrapServers} answered: {e.Error.Reason}", e);
-        }
-    }
-
-    private static ClusterSnapshot? TryReadSnapshot(KafkaConnection connection)
-    {
-        try
-        {
-            return ClusterSnapshot.Read(connection, MetadataTimeout);
-        }
-        catch (Confluent.Kafka.KafkaException)
-        {
-            return null;
+            throw new LocalKafkaException($"No broker at {metadata.BootstrapServers} answered: {e.Error.Reason}", e);
         }
     }
 
@@ -366,6 +358,7 @@ public sealed class LocalKafkaCluster
     {
         var recovered = new HashSet<int>();
         var clock = Stopwatch.StartNew();
+        using var metadata = new ClusterMetadataReader(connection);
         while (true)
         {
             foreach (var broker in Layout.Brokers.Where(b => DetachedProcess.Find(b.PidFile, b.Marker) is null))
@@ -390,7 +383,7 @@ public sealed class LocalKafkaCluster
                 await EnsureBrokersAsync(java, distribution, [broker], cancellationToken);
             }
 
-            if (TryReadSnapshot(connection) is { } snapshot
+            if (metadata.TryRead(MetadataTimeout) is { } snapshot
                 && Layout.Brokers.All(b => snapshot.Brokers.Any(x => x.Id == b.Id))
                 && snapshot.Topics.All(t => t.Partitions.All(p => p.HasLeader && p.InSyncReplicas.Order().SequenceEqual(p.Replicas.Order()))))
             {
