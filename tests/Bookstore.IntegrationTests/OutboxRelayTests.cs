@@ -109,7 +109,9 @@ public abstract class OutboxRelayTests(KafkaClusterFixture fixture, StorageBacke
         var published = TestClients.ReadToEnd(fixture.Connection, ns + Topics.BookOrders.Name, Topics.BookOrders.Partitions);
         Assert.Equal(rows.Select(r => r.EventId).Order(), published.Select(r => EventSerializer.Parse(r.Message.Value).Id).Order());
         Assert.Equal(0, standbyRelay.Published);
-        Assert.True(holderRelay.IsActive);
+        // The row, not the holder's own view: that one lapses for a moment whenever a renewal is
+        // slow on a loaded machine, and the holder takes the row back as its owner.
+        Assert.Equal(holderRelay.LeaseOwner, (await QueryAsync<string>(holder, "SELECT owner FROM relay_lease")).Single());
     }
 
     [Fact]
