@@ -122,6 +122,93 @@ public sealed class ServiceDatabaseTests : IDisposable
             $"the WAL stayed at {load.WalBytes} bytes after the reader ended");
     }
 
+    [Fact]
+    public async Task Writes_that_arrive_while_another_commits_share_one_commit_and_each_gets_its_own_result()
+    {
+        using var database = new SqliteServiceDatabase(Path.Combine(_data.FullName, "group.db"), "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY);");
+        var (first, release) = HeldWrite(database, id: 0);
+        var queued = Enumerable.Range(1, 10)
+            .Select(id => database.WriteAsync(async tx =>
+            {
+                await tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (@id)", new { id }, tx);
+                return id;
+            }))
+            .ToList();
+        var commitsBefore = database.Commits;
+
+        release.SetResult();
+        await first;
+
+        Assert.Equal(Enumerable.Range(1, 10), await Task.WhenAll(queued));
+        Assert.Equal(commitsBefore + 2, database.Commits); // the held write's own, then one for the ten queued behind it
+        await using var reader = await database.OpenAsync();
+        Assert.Equal(11, await reader.ExecuteScalarAsync<long>("SELECT count(*) FROM rows"));
+    }
+
+    [Fact]
+    public async Task A_write_that_fails_in_a_shared_commit_undoes_only_its_own_rows()
+    {
+        using var database = new SqliteServiceDatabase(Path.Combine(_data.FullName, "group-failure.db"), "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY);");
+        var (first, release) = HeldWrite(database, id: 0);
+        var before = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (1)", transaction: tx));
+        var failing = database.WriteAsync(async tx =>
+        {
+            await tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (2)", transaction: tx);
+            throw new InvalidOperationException("the handler's own failure");
+        });
+        var duplicate = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (1)", transaction: tx));
+        var after = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (3)", transaction: tx));
+        var commitsBefore = database.Commits;
+
+        release.SetResult();
+        await first;
+
+        await before;
+        await after;
+        Assert.Equal("the handler's own failure", (await Assert.ThrowsAsync<InvalidOperationException>(() => failing)).Message);
+        await Assert.ThrowsAsync<Microsoft.Data.Sqlite.SqliteException>(() => duplicate); // a constraint, not the database failing
+        Assert.Equal(commitsBefore + 2, database.Commits);
+        await using var reader = await database.OpenAsync();
+        Assert.Equal([0, 1, 3], await reader.QueryAsync<long>("SELECT id FROM rows ORDER BY id"));
+    }
+
+    [Fact]
+    public async Task A_write_whose_caller_stops_waiting_in_the_queue_is_never_committed_and_the_queue_moves_on()
+    {
+        using var database = new SqliteServiceDatabase(Path.Combine(_data.FullName, "group-cancel.db"), "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY);");
+        var (first, release) = HeldWrite(database, id: 0);
+        using var giveUp = new CancellationTokenSource();
+        var abandoned = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (1)", transaction: tx), giveUp.Token);
+        var after = database.WriteAsync(tx => tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (2)", transaction: tx));
+
+        // Cancelled while the writer is still held: the caller learns it at once, not after the queue ahead.
+        await giveUp.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abandoned);
+        Assert.False(first.IsCompleted);
+
+        release.SetResult();
+        await first;
+        await after;
+        await using var reader = await database.OpenAsync();
+        Assert.Equal([0, 2], await reader.QueryAsync<long>("SELECT id FROM rows ORDER BY id"));
+    }
+
+    /// <summary>A write that inserts <paramref name="id"/> and then holds the writer until released,
+    /// so that writes started meanwhile queue behind it.</summary>
+    private static (Task Write, TaskCompletionSource Release) HeldWrite(ServiceDatabase database, long id)
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var holding = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var write = database.WriteAsync(async tx =>
+        {
+            await tx.Connection!.ExecuteAsync("INSERT INTO rows (id) VALUES (@id)", new { id }, tx);
+            holding.SetResult();
+            await release.Task;
+        });
+        Assert.True(holding.Task.Wait(TimeSpan.FromSeconds(30)), "the first write never started");
+        return (write, release);
+    }
+
     public void Dispose() => _data.Delete(recursive: true);
 
     /// <summary>A database with a small WAL limit and writers that never pause, as under load:

@@ -98,7 +98,8 @@ public abstract class ServiceDatabase : IDisposable
 
     /// <summary>Runs <paramref name="work"/> in a write transaction and commits it; the transaction
     /// rolls back if <paramref name="work"/> throws. <paramref name="work"/> may run more than once
-    /// (see <see cref="PostgresServiceDatabase"/>): it must only write through the transaction.</summary>
+    /// (see <see cref="PostgresServiceDatabase"/>): it must only write through the transaction, and
+    /// never wait for another write (on SQLite the two may share a transaction).</summary>
     public abstract Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken cancellationToken = default);
 
     public Task WriteAsync(Func<DbTransaction, Task> work, CancellationToken cancellationToken = default) =>

@@ -9,7 +9,8 @@ namespace Bookstore.Messaging.Storage;
 /// <remarks>WAL with <c>synchronous=NORMAL</c> survives a process crash, the failure model here
 /// (not a power cut). SQLite serializes writers (<c>BEGIN IMMEDIATE</c>) and the busy timeout makes
 /// them wait their turn instead of failing. Writes go through one connection, opened and configured
-/// once, and the WAL is checkpointed in the background rather than inside a commit.</remarks>
+/// once; those that arrive while another commits are committed together; and the WAL is
+/// checkpointed in the background rather than inside a commit.</remarks>
 public sealed class SqliteServiceDatabase : ServiceDatabase
 {
     private static readonly TimeSpan CheckpointInterval = TimeSpan.FromSeconds(1);
@@ -32,6 +33,13 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     private readonly Stack<StatementCachingConnection> _readers = new();
     private readonly Lock _readersLock = new();
     private bool _closed;
+
+    // Writes waiting for the next group commit, and whether a write is committing one now.
+    private const int MaxGroup = 64;
+    private readonly Queue<GroupedWrite> _queued = new();
+    private readonly Lock _queueLock = new();
+    private bool _writing;
+    private bool _writesClosed;
 
     private readonly CancellationTokenSource _stopping = new();
     private readonly Task _checkpoints;
@@ -121,42 +129,184 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
         }
     }
 
+    /// <summary>Runs <paramref name="work"/> in a write transaction that may be shared: writes that
+    /// arrive while another commits are run together, each in a savepoint of its own, and committed
+    /// once (group commit). A work that throws undoes only its own writes; a failure of the database
+    /// itself (busy, I/O, the commit) fails every work of the group, none of which is then committed.</summary>
+    /// <remarks>A commit's cost is per transaction, not per row: its dirty pages go to the WAL as
+    /// frames, two writes each, and a page that several writers touched goes once. Under load the
+    /// HTTP placements, the consumer's batch and the relay's deletes share commits; alone, a write
+    /// runs as before, in a transaction of its own with no savepoint.</remarks>
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
-        await _writeGate.WaitAsync(cancellationToken);
+        var write = new GroupedWrite<T>(work, cancellationToken);
+        bool leads;
+        lock (_queueLock)
+        {
+            ObjectDisposedException.ThrowIf(_writesClosed, this);
+            _queued.Enqueue(write);
+            leads = !_writing;
+            _writing = true;
+            if (leads)
+            {
+                write.TryLead();
+            }
+        }
+
+        if (!leads)
+        {
+            try
+            {
+                leads = await write.Turn.Task.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (write.TryAbandon())
+            {
+                // Still queued: whoever reaches it passes over it.
+                throw;
+            }
+            catch (OperationCanceledException)
+            {
+                // It leads or is being committed already: its outcome stands.
+                leads = await write.Turn.Task;
+            }
+        }
+
+        if (leads)
+        {
+            await CommitGroupAsync();
+        }
+
+        return await write.Result;
+    }
+
+    /// <summary>Run by the write at the head of the queue: commits it with those queued behind it,
+    /// then hands the turn to the next write waiting, if any, so that no caller runs others' groups
+    /// for long.</summary>
+    private async Task CommitGroupAsync()
+    {
+        var group = new List<GroupedWrite>();
+        lock (_queueLock)
+        {
+            while (group.Count < MaxGroup && _queued.TryDequeue(out var next))
+            {
+                // The head leads; the others are taken unless their callers stopped waiting.
+                if (group.Count == 0 || next.TryTake())
+                {
+                    group.Add(next);
+                }
+            }
+        }
+
+        try
+        {
+            await _writeGate.WaitAsync(_stopping.Token);
+            try
+            {
+                await RunGroupAsync(group);
+            }
+            finally
+            {
+                _writeGate.Release();
+            }
+        }
+        catch (Exception e) when (_stopping.IsCancellationRequested && e is OperationCanceledException or ObjectDisposedException)
+        {
+            group.ForEach(w => w.Fail(new ObjectDisposedException(nameof(SqliteServiceDatabase), "The database was closed before this write committed.")));
+        }
+#pragma warning disable CA1031 // Whatever failed (the connection, the commit), each write of the group learns it.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            group.ForEach(w => w.Fail(e));
+        }
+        finally
+        {
+            lock (_queueLock)
+            {
+                // The next head whose caller still waits leads; those that stopped waiting are dropped.
+                while (_queued.TryPeek(out var next) && !next.TryLead())
+                {
+                    _queued.Dequeue();
+                }
+
+                _writing = _queued.Count > 0;
+            }
+        }
+    }
+
+    private async Task RunGroupAsync(List<GroupedWrite> group)
+    {
+        // Decided once per write: one cancelled now is neither run nor committed.
+        var live = new List<GroupedWrite>(group.Count);
+        foreach (var write in group)
+        {
+            if (write.CancellationRequested)
+            {
+                write.Cancel();
+            }
+            else
+            {
+                live.Add(write);
+            }
+        }
+
+        if (live.Count == 0)
+        {
+            return;
+        }
+
         try
         {
             if (_writer is null)
             {
                 _writer = new StatementCachingConnection(_connectionString);
-                await _writer.OpenAsync(cancellationToken);
+                await _writer.OpenAsync();
                 Configure(_writer);
                 // Checkpoints run beside the writers (CheckpointAsync), not in whichever commit crosses the threshold;
                 // when the WAL starts over, the writer cuts its file back to the limit.
                 await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
             }
 
-            try
+            await using var transaction = await _writer.BeginTransactionAsync();
+            if (live.Count == 1)
             {
-                await using var transaction = await _writer.BeginTransactionAsync(cancellationToken);
-                var result = await work(transaction);
-                await transaction.CommitAsync(cancellationToken);
-                Interlocked.Increment(ref _commits);
-                return result;
+                await live[0].RunAsync(transaction);
             }
-            catch
+            else
             {
-                // Whatever failed, the next transaction starts on a fresh connection.
+                using var savepoint = new Savepoint(transaction, "grouped_write");
+                foreach (var write in live)
+                {
+                    savepoint.Begin();
+                    try
+                    {
+                        await write.RunAsync(transaction);
+                        savepoint.Release();
+                    }
+                    catch (Exception e) when (!IsUnavailable(e))
+                    {
+                        savepoint.Undo();
+                        write.Fail(e);
+                    }
+                }
+            }
+
+            await transaction.CommitAsync();
+            Interlocked.Increment(ref _commits);
+        }
+        catch
+        {
+            // Whatever failed, opening it included, the next transaction starts on a fresh connection.
+            if (_writer is not null)
+            {
                 await _writer.DisposeAsync();
                 _writer = null;
-                throw;
             }
+            throw;
         }
-        finally
-        {
-            _writeGate.Release();
-        }
+
+        live.ForEach(w => w.Complete());
     }
 
     /// <summary>Copies the WAL's committed pages into the database file once a second after writes,
@@ -255,6 +405,12 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
 
     public override void Dispose()
     {
+        lock (_queueLock)
+        {
+            _writesClosed = true;
+        }
+
+        // Writes still queued fail at the gate, one group after the other.
         _stopping.Cancel();
         try
         {
