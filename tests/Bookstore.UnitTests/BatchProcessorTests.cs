@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Bookstore.Contracts;
 using Bookstore.Contracts.Events;
 using Bookstore.Messaging;
@@ -84,6 +85,32 @@ public sealed class BatchProcessorTests : IDisposable
     }
 
     [Fact]
+    public async Task A_failing_handler_is_called_exactly_max_attempts_times_and_undoes_only_its_own_event()
+    {
+        var handler = new FailingFor("ORD-BAD", "ORD-FLAKY");
+        await using var services = Services(new ConsumerRegistration().Handle<OrderPlaced, FailingFor>(), handler: handler);
+        var processor = services.GetRequiredService<BatchProcessor>();
+        var (good, bad, flaky, later) = (Placed("ORD-1"), Placed("ORD-BAD"), Placed("ORD-FLAKY"), Placed("ORD-4"));
+
+        var handled = await processor.ProcessWithRetriesAsync(
+            [Record(0, good.Key, good.Value), Record(1, bad.Key, bad.Value), Record(2, flaky.Key, flaky.Value), Record(3, later.Key, later.Value)],
+            DateTimeOffset.UtcNow,
+            CancellationToken.None);
+
+        Assert.True(handled);
+        var maxAttempts = new MessagingOptions().MaxAttempts;
+        Assert.Equal(maxAttempts, handler.Calls["ORD-BAD"]);
+        Assert.Equal(2, handler.Calls["ORD-FLAKY"]); // failed once, then handled
+        await using var connection = await services.GetRequiredService<ServiceDatabase>().OpenAsync(CancellationToken.None);
+        Assert.Equal(["ORD-1", "ORD-4", "ORD-FLAKY"], await connection.QueryAsync<string>("SELECT order_id FROM handled ORDER BY order_id"));
+        var letter = JsonSerializer.Deserialize<DeadLetter>(
+            Assert.Single(await connection.QueryAsync<string>("SELECT value FROM outbox WHERE topic = @topic", new { topic = Topics.DeadLetters.Name })),
+            EventSerializer.Options)!;
+        Assert.Equal((bad.EventId, maxAttempts), (letter.EventId, letter.Attempts));
+        Assert.Equal((3, 1), (processor.Processed, processor.DeadLettered));
+    }
+
+    [Fact]
     public async Task Events_the_service_has_no_handler_for_are_passed_over_unread_and_without_a_transaction()
     {
         await using var services = Services();
@@ -126,7 +153,7 @@ public sealed class BatchProcessorTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    private ServiceProvider Services(ConsumerRegistration? registration = null, RecordOrders? batchHandler = null)
+    private ServiceProvider Services(ConsumerRegistration? registration = null, RecordOrders? batchHandler = null, FailingFor? handler = null)
     {
         var path = Path.Combine(_directory, "service.db");
         return new ServiceCollection()
@@ -138,6 +165,7 @@ public sealed class BatchProcessorTests : IDisposable
             .AddSingleton(registration ?? new ConsumerRegistration().Handle<OrderPlaced, RecordOrder>())
             .AddSingleton<RecordOrder>()
             .AddSingleton(batchHandler ?? new RecordOrders())
+            .AddSingleton(handler ?? new FailingFor())
             .AddSingleton<Pruner>()
             .AddMetrics()
             .AddSingleton<Bookstore.Messaging.Telemetry.MessagingMetrics>()
@@ -157,6 +185,23 @@ public sealed class BatchProcessorTests : IDisposable
     {
         public Task HandleAsync(EventContext context, OrderPlaced data, CancellationToken cancellationToken) =>
             context.Connection.ExecuteAsync("INSERT INTO handled (order_id) VALUES (@OrderId)", new { data.OrderId }, context.Transaction);
+    }
+
+    /// <summary>Records each order handled and counts the calls per order; always fails the first
+    /// order given, and the second on its first call only.</summary>
+    private sealed class FailingFor(string? always = null, string? once = null) : IEventHandler<OrderPlaced>
+    {
+        public Dictionary<string, int> Calls { get; } = [];
+
+        public async Task HandleAsync(EventContext context, OrderPlaced data, CancellationToken cancellationToken)
+        {
+            var call = Calls[data.OrderId] = Calls.GetValueOrDefault(data.OrderId) + 1;
+            await context.Connection.ExecuteAsync("INSERT INTO handled (order_id) VALUES (@OrderId)", new { data.OrderId }, context.Transaction);
+            if (data.OrderId == always || (data.OrderId == once && call == 1))
+            {
+                throw new InvalidOperationException($"{data.OrderId} fails (call {call})");
+            }
+        }
     }
 
     /// <summary>Records each call's event ids; fails a call that holds the order <see cref="Refuse"/>.</summary>

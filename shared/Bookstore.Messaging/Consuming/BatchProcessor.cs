@@ -16,7 +16,7 @@ namespace Bookstore.Messaging.Consuming;
 
 /// <summary>What a consumed batch does to the service's database, with no Kafka client in sight
 /// (so it is tested without a broker): one transaction per batch, duplicates recognised by event
-/// id, each message handled in a savepoint of its own, retried, and finally dead-lettered through
+/// id, and a message whose handler fails undone alone, retried, and finally dead-lettered through
 /// the outbox.</summary>
 public sealed partial class BatchProcessor(
     IServiceProvider services,
@@ -28,17 +28,25 @@ public sealed partial class BatchProcessor(
     MessagingMetrics metrics,
     ILogger<BatchProcessor> logger)
 {
-    private readonly ResiliencePipeline _messageRetry = new ResiliencePipelineBuilder()
+    private readonly ResiliencePipeline _messageRetry = MessageRetry(options.MaxAttempts - 1);
+
+    // For a message that already failed once, in the first run of its batch (which was undone).
+    private readonly ResiliencePipeline _messageRetryAfterFirstAttempt = MessageRetry(options.MaxAttempts - 2);
+
+    private static ResiliencePipeline MessageRetry(int retries) => new ResiliencePipelineBuilder()
         .AddRetry(new RetryStrategyOptions
         {
-            // A database failure (a deadlock, say) is not the message's: the batch's transaction is
-            // run again as a whole, which a retry inside it, still holding its locks, would only delay.
-            ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (PoisonMessageException or OperationCanceledException) && !ServiceDatabase.IsUnavailable(e)),
-            MaxRetryAttempts = Math.Max(0, options.MaxAttempts - 1),
+            ShouldHandle = new PredicateBuilder().Handle<Exception>(IsRetried),
+            MaxRetryAttempts = Math.Max(0, retries),
             BackoffType = DelayBackoffType.Exponential,
             Delay = TimeSpan.FromMilliseconds(20),
         })
         .Build();
+
+    // A database failure (a deadlock, say) is not the message's: the batch's transaction is run
+    // again as a whole, which a retry inside it, still holding its locks, would only delay.
+    private static bool IsRetried(Exception e) =>
+        e is not (PoisonMessageException or OperationCanceledException) && !ServiceDatabase.IsUnavailable(e);
 
     private static readonly HashSet<string> CompactedTopics = [.. Bookstore.Contracts.Topics.All.Where(t => t.Compacted).Select(t => t.Name)];
 
@@ -83,8 +91,9 @@ public sealed partial class BatchProcessor(
 
     /// <summary>One transaction for the batch: its event ids recorded with one statement (those
     /// already there were processed before: a re-delivery after a crash, a producer retry on 0.9, a
-    /// duplicate within the batch), then each new event handled in a savepoint of its own, so a
-    /// failing handler is retried, and finally dead-lettered, without undoing its neighbours.
+    /// duplicate within the batch), then each new event handled. When a handler fails, the batch is
+    /// undone and handled again with each event in a savepoint of its own, so that the failing one
+    /// is retried, and finally dead-lettered, without undoing its neighbours.
     /// The counters move only once the transaction committed.</summary>
     private async Task ProcessBatchAsync(List<ConsumeResult<byte[], byte[]>> batch, DateTimeOffset fetchedAt)
     {
@@ -100,62 +109,8 @@ public sealed partial class BatchProcessor(
 
         var afterCommit = new List<Action>();
         var outcomes = new Dictionary<(string Topic, string Type, string Outcome), int>();
-        var (handled, deadLettered) = await database.WriteAsync(async transaction =>
-        {
-            afterCommit.Clear();
-            outcomes.Clear();
-            var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
-            using var savepoint = new Savepoint(transaction, "message");
-            var outcome = (Handled: 0, DeadLettered: 0);
-            async Task HandleOneAsync(IncomingMessage message)
-            {
-                var handled = await HandleWithRetriesAsync(transaction, savepoint, message, fetchedAt, afterCommit);
-                outcome.Handled += handled ? 1 : 0;
-                outcome.DeadLettered += handled ? 0 : 1;
-                Count(outcomes, message, handled ? "handled" : "dead_lettered");
-            }
-
-            var allAtOnce = new List<(IncomingMessage Message, ConsumedEvent Event)>();
-            foreach (var message in messages)
-            {
-                if (message.Poison is { } poison)
-                {
-                    await DeadLetterAsync(transaction, message, poison, attempts: 1);
-                    outcome.DeadLettered++;
-                    Count(outcomes, message, "dead_lettered");
-                }
-                else if (message.HasHandlers && fresh.Remove(message.Event!.Id))
-                {
-                    if (registration.BatchHandlers.Count > 0 && TryConsume(message) is { } consumed)
-                    {
-                        allAtOnce.Add((message, consumed));
-                    }
-                    else
-                    {
-                        await HandleOneAsync(message);
-                    }
-                }
-                else if (message.HasHandlers)
-                {
-                    Count(outcomes, message, "duplicate");
-                }
-            }
-
-            if (allAtOnce.Count > 0 && await HandleAllAtOnceAsync(transaction, savepoint, allAtOnce.ConvertAll(m => m.Event)))
-            {
-                outcome.Handled += allAtOnce.Count;
-                allAtOnce.ForEach(m => Count(outcomes, m.Message, "handled"));
-            }
-            else
-            {
-                foreach (var (message, _) in allAtOnce)
-                {
-                    await HandleOneAsync(message);
-                }
-            }
-
-            return outcome;
-        });
+        var (handled, deadLettered) = await database.WriteWithSavepointsOnFailureAsync("message", (transaction, savepoint, failedBefore) =>
+            HandleBatchAsync(transaction, savepoint, failedBefore, messages, fetchedAt, afterCommit, outcomes));
         Interlocked.Add(ref _processed, handled);
         Interlocked.Add(ref _deadLettered, deadLettered);
         metrics.RecordBatch(Stopwatch.GetElapsedTime(started), batch.Count, outcomes.Select(o => (o.Key, o.Value)));
@@ -163,6 +118,74 @@ public sealed partial class BatchProcessor(
         {
             action();
         }
+    }
+
+    /// <param name="savepoint">Null in the batch's first run; then a handler that fails throws
+    /// <see cref="SavepointsNeededException"/> naming its event.</param>
+    /// <param name="failedBefore">In the second run, what failed in the first.</param>
+    private async Task<(int Handled, int DeadLettered)> HandleBatchAsync(
+        DbTransaction transaction,
+        Savepoint? savepoint,
+        SavepointsNeededException? failedBefore,
+        List<IncomingMessage> messages,
+        DateTimeOffset fetchedAt,
+        List<Action> afterCommit,
+        Dictionary<(string Topic, string Type, string Outcome), int> outcomes)
+    {
+        afterCommit.Clear();
+        outcomes.Clear();
+        var fresh = await MarkProcessedAsync(transaction, [.. messages.Where(m => m.HasHandlers && m.Poison is null).Select(m => m.Event!.Id)]);
+        var outcome = (Handled: 0, DeadLettered: 0);
+        async Task HandleOneAsync(IncomingMessage message)
+        {
+            var handled = await HandleWithRetriesAsync(transaction, savepoint, failedBefore, message, fetchedAt, afterCommit);
+            outcome.Handled += handled ? 1 : 0;
+            outcome.DeadLettered += handled ? 0 : 1;
+            Count(outcomes, message, handled ? "handled" : "dead_lettered");
+        }
+
+        var allAtOnce = new List<(IncomingMessage Message, ConsumedEvent Event)>();
+        foreach (var message in messages)
+        {
+            if (message.Poison is { } poison)
+            {
+                await DeadLetterAsync(transaction, message, poison, attempts: 1);
+                outcome.DeadLettered++;
+                Count(outcomes, message, "dead_lettered");
+            }
+            else if (message.HasHandlers && fresh.Remove(message.Event!.Id))
+            {
+                if (registration.BatchHandlers.Count > 0 && TryConsume(message) is { } consumed)
+                {
+                    allAtOnce.Add((message, consumed));
+                }
+                else
+                {
+                    await HandleOneAsync(message);
+                }
+            }
+            else if (message.HasHandlers)
+            {
+                Count(outcomes, message, "duplicate");
+            }
+        }
+
+        // The batch handlers failed in the first run: this time the events go one at a time.
+        var batchHandlersFailed = failedBefore is { FailedPiece: null };
+        if (allAtOnce.Count > 0 && !batchHandlersFailed && await HandleAllAtOnceAsync(transaction, savepoint, allAtOnce.ConvertAll(m => m.Event)))
+        {
+            outcome.Handled += allAtOnce.Count;
+            allAtOnce.ForEach(m => Count(outcomes, m.Message, "handled"));
+        }
+        else
+        {
+            foreach (var (message, _) in allAtOnce)
+            {
+                await HandleOneAsync(message);
+            }
+        }
+
+        return outcome;
     }
 
     private static void Count(Dictionary<(string, string, string), int> outcomes, IncomingMessage message, string outcome)
@@ -225,43 +248,71 @@ public sealed partial class BatchProcessor(
     }
 
     /// <summary>True when handled; false when it failed every attempt and was dead-lettered
-    /// (it stays recorded as processed: the dead letter is its outcome).</summary>
-    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint savepoint, IncomingMessage message, DateTimeOffset fetchedAt, List<Action> afterCommit)
+    /// (it stays recorded as processed: the dead letter is its outcome). Without a savepoint (the
+    /// batch's first run), a failure throws <see cref="SavepointsNeededException"/> instead: one
+    /// attempt, counted when the batch runs again.</summary>
+    private async Task<bool> HandleWithRetriesAsync(DbTransaction transaction, Savepoint? savepoint, SavepointsNeededException? failedBefore, IncomingMessage message, DateTimeOffset fetchedAt, List<Action> afterCommit)
     {
-        var attempts = 0;
         var cloudEvent = message.Event!;
         var started = Stopwatch.GetTimestamp();
         using var span = MessagingTelemetry.StartProcess(cloudEvent, message.Topic, message.Result.Partition.Value, message.Result.Offset.Value, options.GroupId);
         using var cause = EventCause.Enter(new EventCause(cloudEvent.Id, fetchedAt, span?.Id ?? cloudEvent.TraceParent));
-        try
+        var attempts = failedBefore?.FailedPiece == cloudEvent.Id ? 1 : 0;
+        Exception? failure = null;
+        if (savepoint is null)
         {
-            await _messageRetry.ExecuteAsync(
-                async _ =>
-                {
-                    attempts++;
-                    savepoint.Begin();
-                    try
+            try
+            {
+                await InvokeHandlersAsync(transaction, message, afterCommit);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
+            {
+                MessagingTelemetry.Fail(span, e);
+                throw new SavepointsNeededException(e, cloudEvent.Id);
+            }
+        }
+        else if (attempts == 1 && (!IsRetried(failedBefore!.Failure) || options.MaxAttempts <= 1))
+        {
+            // Its one attempt was the first run's.
+            failure = failedBefore.Failure;
+        }
+        else
+        {
+            try
+            {
+                await (attempts == 0 ? _messageRetry : _messageRetryAfterFirstAttempt).ExecuteAsync(
+                    async _ =>
                     {
-                        await InvokeHandlersAsync(transaction, message, afterCommit);
-                        savepoint.Release();
-                    }
-                    catch
-                    {
-                        savepoint.Undo();
-                        throw;
-                    }
-                },
-                CancellationToken.None);
-            metrics.RecordProcess(Stopwatch.GetElapsedTime(started), message.Topic, cloudEvent.Type, failed: false);
+                        attempts++;
+                        savepoint.Begin();
+                        try
+                        {
+                            await InvokeHandlersAsync(transaction, message, afterCommit);
+                            savepoint.Release();
+                        }
+                        catch
+                        {
+                            savepoint.Undo();
+                            throw;
+                        }
+                    },
+                    CancellationToken.None);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
+            {
+                failure = e;
+            }
+        }
+
+        metrics.RecordProcess(Stopwatch.GetElapsedTime(started), message.Topic, cloudEvent.Type, failed: failure is not null);
+        if (failure is null)
+        {
             return true;
         }
-        catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
-        {
-            MessagingTelemetry.Fail(span, e);
-            metrics.RecordProcess(Stopwatch.GetElapsedTime(started), message.Topic, cloudEvent.Type, failed: true);
-            await DeadLetterAsync(transaction, message, e, attempts);
-            return false;
-        }
+
+        MessagingTelemetry.Fail(span, failure);
+        await DeadLetterAsync(transaction, message, failure, attempts);
+        return false;
     }
 
     private async Task InvokeHandlersAsync(DbTransaction transaction, IncomingMessage message, List<Action> afterCommit)
@@ -311,10 +362,11 @@ public sealed partial class BatchProcessor(
     private static ConsumedEvent Consumed(IncomingMessage message, object data) =>
         new(message.Event!, message.Definition!, data, message.Topic, message.Result.Partition.Value, message.Result.Offset.Value);
 
-    /// <summary>The batch handlers given the batch's new events at once, in a savepoint. False, and
-    /// undone, when they failed: the events are then handled one at a time, so that only one that
-    /// fails every attempt is dead-lettered.</summary>
-    private async Task<bool> HandleAllAtOnceAsync(DbTransaction transaction, Savepoint savepoint, List<ConsumedEvent> events)
+    /// <summary>The batch handlers given the batch's new events at once. When they fail, the events
+    /// are handled one at a time, so that only one that fails every attempt is dead-lettered: false,
+    /// and undone, in a savepoint; without one (the batch's first run),
+    /// <see cref="SavepointsNeededException"/>.</summary>
+    private async Task<bool> HandleAllAtOnceAsync(DbTransaction transaction, Savepoint? savepoint, List<ConsumedEvent> events)
     {
         var started = Stopwatch.GetTimestamp();
         // Each event's span, a child of the span that wrote it, covers the batch that handles it.
@@ -330,18 +382,18 @@ public sealed partial class BatchProcessor(
             Activity.Current = outer;
         }
 
-        savepoint.Begin();
+        savepoint?.Begin();
         try
         {
             await InvokeBatchHandlersAsync(transaction, events);
-            savepoint.Release();
+            savepoint?.Release();
         }
         catch (Exception e) when (e is not OperationCanceledException && !ServiceDatabase.IsUnavailable(e))
         {
-            savepoint.Undo();
+            savepoint?.Undo();
             spans.ForEach(span => MessagingTelemetry.Fail(span, e));
             LogAllAtOnceFailed(e, options.GroupId, events.Count);
-            return false;
+            return savepoint is null ? throw new SavepointsNeededException(e) : false;
         }
         finally
         {

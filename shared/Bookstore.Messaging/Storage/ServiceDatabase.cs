@@ -111,6 +111,27 @@ public abstract class ServiceDatabase : IDisposable
             },
             cancellationToken);
 
+    /// <summary>Runs <paramref name="work"/>, whose pieces (messages, outcomes) may each fail
+    /// without undoing the others, first with no savepoint at all (given null), since a piece seldom
+    /// fails and a savepoint costs on every piece. When a piece fails, the work throws
+    /// <see cref="SavepointsNeededException"/>, everything it wrote is undone, and it runs again in a
+    /// new transaction with a savepoint (and the first run's failure) to put around each piece.</summary>
+    internal async Task<T> WriteWithSavepointsOnFailureAsync<T>(string savepointName, Func<DbTransaction, Savepoint?, SavepointsNeededException?, Task<T>> work)
+    {
+        try
+        {
+            return await WriteAsync(transaction => work(transaction, null, null));
+        }
+        catch (SavepointsNeededException failure)
+        {
+            return await WriteAsync(async transaction =>
+            {
+                using var savepoint = new Savepoint(transaction, savepointName);
+                return await work(transaction, savepoint, failure);
+            });
+        }
+    }
+
     /// <summary>The database failed (busy, locked, unreachable, full, a deadlock), not the work in
     /// hand: worth retrying the whole transaction rather than blaming a message or an outcome.</summary>
     public static bool IsUnavailable(Exception e) => e switch

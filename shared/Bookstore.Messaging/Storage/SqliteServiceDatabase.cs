@@ -130,13 +130,13 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
     }
 
     /// <summary>Runs <paramref name="work"/> in a write transaction that may be shared: writes that
-    /// arrive while another commits are run together, each in a savepoint of its own, and committed
-    /// once (group commit). A work that throws undoes only its own writes; a failure of the database
-    /// itself (busy, I/O, the commit) fails every work of the group, none of which is then committed.</summary>
+    /// arrive while another commits are run together and committed once (group commit). A work that
+    /// throws fails alone: the group is undone and the others run again without it (a work may run
+    /// more than once). A failure of the database itself (busy, I/O, the commit) fails every work of
+    /// the group, none of which is then committed.</summary>
     /// <remarks>A commit's cost is per transaction, not per row: its dirty pages go to the WAL as
     /// frames, two writes each, and a page that several writers touched goes once. Under load the
-    /// HTTP placements, the consumer's batch and the relay's deletes share commits; alone, a write
-    /// runs as before, in a transaction of its own with no savepoint.</remarks>
+    /// HTTP placements, the consumer's batch and the relay's deletes share commits.</remarks>
     public override async Task<T> WriteAsync<T>(Func<DbTransaction, Task<T>> work, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(work);
@@ -268,32 +268,36 @@ public sealed class SqliteServiceDatabase : ServiceDatabase
                 await _writer.ExecuteAsync($"PRAGMA wal_autocheckpoint=0; PRAGMA journal_size_limit={_walLimitBytes};");
             }
 
-            await using var transaction = await _writer.BeginTransactionAsync();
-            if (live.Count == 1)
+            // No savepoint per write, since each costs on every write (SQLite copies the pages a write
+            // changes under one to its statement journal). A write that throws is rarer: then the
+            // group is undone, that write fails, and the others run again without it.
+            while (live.Count > 0)
             {
-                await live[0].RunAsync(transaction);
-            }
-            else
-            {
-                using var savepoint = new Savepoint(transaction, "grouped_write");
-                foreach (var write in live)
+                await using var transaction = await _writer.BeginTransactionAsync();
+                var failed = -1;
+                for (var i = 0; i < live.Count && failed < 0; i++)
                 {
-                    savepoint.Begin();
                     try
                     {
-                        await write.RunAsync(transaction);
-                        savepoint.Release();
+                        await live[i].RunAsync(transaction);
                     }
                     catch (Exception e) when (!IsUnavailable(e))
                     {
-                        savepoint.Undo();
-                        write.Fail(e);
+                        live[i].Fail(e);
+                        failed = i;
                     }
                 }
-            }
 
-            await transaction.CommitAsync();
-            Interlocked.Increment(ref _commits);
+                if (failed < 0)
+                {
+                    await transaction.CommitAsync();
+                    Interlocked.Increment(ref _commits);
+                    break;
+                }
+
+                await transaction.RollbackAsync();
+                live.RemoveAt(failed);
+            }
         }
         catch
         {

@@ -206,13 +206,14 @@ public sealed partial class PendingWorkWorker(
         {
             try
             {
-                await database.WriteAsync(async transaction =>
+                await database.WriteWithSavepointsOnFailureAsync("work_outcome", async (transaction, savepoint, _) =>
                 {
-                    using var savepoint = new Savepoint(transaction, "work_outcome");
                     foreach (var outcome in batch)
                     {
                         await RecordAsync(transaction, savepoint, outcome);
                     }
+
+                    return true;
                 });
                 outbox.Committed();
                 return;
@@ -234,7 +235,9 @@ public sealed partial class PendingWorkWorker(
         }
     }
 
-    private async Task RecordAsync(DbTransaction transaction, Savepoint savepoint, Outcome outcome)
+    /// <param name="savepoint">Null in the batch's first run: an outcome whose recording fails
+    /// then throws <see cref="SavepointsNeededException"/>, and the batch is recorded again with one.</param>
+    private async Task RecordAsync(DbTransaction transaction, Savepoint? savepoint, Outcome outcome)
     {
         var item = outcome.Item;
         // Locked until this transaction ends: another instance cannot claim the row between this
@@ -259,16 +262,21 @@ public sealed partial class PendingWorkWorker(
         using var cause = EventCause.Enter(outcome.Cause);
         if (outcome.Succeeded)
         {
-            savepoint.Begin();
+            savepoint?.Begin();
             try
             {
                 await handler.CompleteAsync(transaction, item, outcome.Result);
                 await DeleteAsync(transaction, item);
-                savepoint.Release();
+                savepoint?.Release();
                 return;
             }
             catch (Exception e) when (!ServiceDatabase.IsUnavailable(e))
             {
+                if (savepoint is null)
+                {
+                    throw new SavepointsNeededException(e);
+                }
+
                 savepoint.Undo();
                 error = $"recording the outcome failed: {e.Message}";
             }
