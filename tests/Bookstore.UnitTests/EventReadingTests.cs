@@ -32,6 +32,13 @@ public sealed class EventReadingTests
     }
 
     [Fact]
+    public void A_value_of_white_space_or_not_a_cloud_event_is_refused_saying_which()
+    {
+        Assert.Contains("no value", Assert.Throws<PoisonMessageException>(() => EventSerializer.ReadKnown(" \r\n\t "u8.ToArray())).Message, StringComparison.Ordinal);
+        Assert.Contains("not a CloudEvent", Assert.Throws<PoisonMessageException>(() => EventSerializer.ReadKnown("{ this is not json"u8.ToArray())).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void An_event_type_the_catalog_does_not_know_is_refused()
     {
         var text = Encoding.UTF8.GetString(Valid()).Replace(EventCatalog.OrderCancelled.TypeName, "com.example.unknown", StringComparison.Ordinal);

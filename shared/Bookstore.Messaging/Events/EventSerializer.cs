@@ -96,9 +96,23 @@ public static class EventSerializer
     }
 
     /// <summary>Reads a CloudEvent from a record's value, which must be UTF-8 (invalid bytes are never
-    /// replaced: an event is either read exactly or refused).</summary>
-    public static CloudEvent Parse(byte[]? value) =>
-        Parse(Consuming.DeadLetter.StrictUtf8(value) ?? throw new PoisonMessageException("The value is missing or not UTF-8."));
+    /// replaced: an event is either read exactly or refused). Read from the bytes themselves: a
+    /// string of the whole value was the largest single allocation of a consumer (measured: 14 % of
+    /// Analytics' bytes allocated, 4 % of Orders').</summary>
+    public static CloudEvent Parse(byte[]? value)
+    {
+        if (value is null || !System.Text.Unicode.Utf8.IsValid(value))
+        {
+            throw new PoisonMessageException("The value is missing or not UTF-8.");
+        }
+
+        if (value.AsSpan().Trim(" \t\r\n"u8).IsEmpty)
+        {
+            throw new PoisonMessageException("The message has no value.");
+        }
+
+        return Read(() => JsonSerializer.Deserialize<CloudEvent>(value, Options));
+    }
 
     /// <summary>Reads a CloudEvent; <see cref="PoisonMessageException"/> when the value is not one.</summary>
     public static CloudEvent Parse(string? value)
@@ -108,10 +122,15 @@ public static class EventSerializer
             throw new PoisonMessageException("The message has no value.");
         }
 
+        return Read(() => JsonSerializer.Deserialize<CloudEvent>(value, Options));
+    }
+
+    private static CloudEvent Read(Func<CloudEvent?> deserialize)
+    {
         CloudEvent? cloudEvent;
         try
         {
-            cloudEvent = JsonSerializer.Deserialize<CloudEvent>(value, Options);
+            cloudEvent = deserialize();
         }
         catch (JsonException e)
         {
