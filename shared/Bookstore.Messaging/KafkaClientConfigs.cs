@@ -79,6 +79,12 @@ public static class KafkaClientConfigs
         config.FetchWaitMaxMs = 1_000;
         config.FetchMinBytes = 1_000_000;
         config.QueuedMaxMessagesKbytes = 2 * 1024;
+        // The queue's bound is checked before a fetch, not inside one: a lagging observer's fetch
+        // brings up to this much from each partition it reads (≈ 9 per broker, 27 in all), held in
+        // native memory until its last record is read (1 MB by default). Still above the minimum
+        // on a broker that leads only 4 of them, so a lagging observer is not made to wait a second;
+        // librdkafka doubles it for a partition whose next record does not fit.
+        config.MaxPartitionFetchBytes = 256 * 1024;
         return config;
     }
 

@@ -95,7 +95,6 @@ public sealed partial class EventTail(MessagingOptions options, ILogger<EventTai
     private void Run(CancellationToken stoppingToken)
     {
         var config = KafkaClientConfigs.Consumer(options.Connection(), $"{options.GroupId}-dashboard", $"{options.ServiceName}-dashboard-{Environment.ProcessId}");
-        config.QueuedMaxMessagesKbytes = 2 * 1024;
         config.Observing();
         using var consumer = new ConsumerBuilder<byte[], byte[]>(config)
             .SetLogHandler(KafkaLogs.ToLogger<IConsumer<byte[], byte[]>>(logger))
