@@ -48,6 +48,20 @@ public sealed class StatementCachingConnectionTests : IDisposable
     }
 
     [Fact]
+    public async Task Parameters_are_bound_by_the_name_the_text_writes_whatever_its_prefix()
+    {
+        await _connection.ExecuteAsync("INSERT INTO item (id, name) VALUES ($id, :name)", new { id = 1, name = "dollar and colon" });
+
+        // "@id" is also the start of "@ids": each gets its own value.
+        Assert.Equal("dollar and colon|7", await _connection.ExecuteScalarAsync<string>("SELECT name || '|' || @ids FROM item WHERE id = @id", new { id = 1, ids = 7 }));
+        Assert.Equal("dollar and colon|8", await _connection.ExecuteScalarAsync<string>("SELECT name || '|' || @ids FROM item WHERE id = @id", new { id = 1, ids = 8 }));
+
+        // Written with two prefixes: refused as ambiguous, as by an uncached command.
+        var ambiguous = await Assert.ThrowsAsync<InvalidOperationException>(() => _connection.ExecuteScalarAsync<long>("SELECT @v + $v", new { v = 1 }));
+        Assert.Contains("multiple matching parameters", ambiguous.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_statement_that_failed_runs_again_correctly()
     {
         const string Insert = "INSERT INTO item (id, name) VALUES (@id, @name)";

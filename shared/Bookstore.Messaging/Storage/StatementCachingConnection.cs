@@ -223,6 +223,7 @@ internal sealed class StatementCachingConnection(string connectionString, Func<S
             command.CommandTimeout = CommandTimeout;
             foreach (SqliteParameter parameter in _parameters)
             {
+                parameter.ParameterName = command.AsWritten(parameter.ParameterName);
                 command.Parameters.Add(parameter);
             }
 
@@ -234,8 +235,58 @@ internal sealed class StatementCachingConnection(string connectionString, Func<S
 
     private sealed class KeptCommand : SqliteCommand
     {
+        // Parameter names as Dapper gives them ("id") and as the text writes them ("@id").
+        private readonly Dictionary<string, string> _asWritten = new(StringComparer.Ordinal);
+
         /// <summary>A reader is still open on it (its caller did not dispose the reader first):
         /// such a command is dropped rather than kept.</summary>
         public bool Reading => DataReader is not null;
+
+        /// <summary>The name of a parameter as this command's text writes it: Dapper gives names
+        /// without their prefix, and Microsoft.Data.Sqlite then tries each prefix in turn, with a
+        /// new string and a UTF-8 copy of it each time, on every call. A name is looked up in the
+        /// text once; one written with two prefixes, or not at all, is left to
+        /// Microsoft.Data.Sqlite as it was given.</summary>
+        public string AsWritten(string name)
+        {
+            if (name.Length == 0 || name[0] is '@' or '$' or ':')
+            {
+                return name;
+            }
+
+            if (!_asWritten.TryGetValue(name, out var written))
+            {
+                written = name;
+                var found = 0;
+                foreach (var prefix in "@$:")
+                {
+                    var candidate = prefix + name;
+                    if (IsWritten(CommandText, candidate))
+                    {
+                        written = candidate;
+                        found++;
+                    }
+                }
+
+                written = found == 1 ? written : name;
+                _asWritten[name] = written;
+            }
+
+            return written;
+        }
+
+        private static bool IsWritten(string text, string parameter)
+        {
+            for (var at = text.IndexOf(parameter, StringComparison.Ordinal); at >= 0; at = text.IndexOf(parameter, at + 1, StringComparison.Ordinal))
+            {
+                var end = at + parameter.Length;
+                if (end == text.Length || !(char.IsLetterOrDigit(text[end]) || text[end] is '_' or '$'))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
     }
 }
