@@ -1,4 +1,5 @@
 using Bookstore.Contracts.Events;
+using Bookstore.Messaging;
 using Bookstore.Messaging.Storage;
 using Bookstore.Orders.Data;
 using System.Data.Common;
@@ -14,7 +15,7 @@ public sealed class OrderOptions
 }
 
 /// <summary>No order stays Pending for ever.</summary>
-public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox, OrderOptions options, OrderMetrics metrics, ILogger<PendingOrderTimeout> logger) : BackgroundService
+public sealed class PendingOrderTimeout(ServiceDatabase database, Outbox outbox, OrderOptions options, OrderMetrics metrics, ILogger<PendingOrderTimeout> logger) : BackgroundLoop
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

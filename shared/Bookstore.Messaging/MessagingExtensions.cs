@@ -107,9 +107,8 @@ internal sealed class KafkaHealthCheck(KafkaProducer producer) : IHealthCheck
     {
         try
         {
-            using var admin = new Confluent.Kafka.DependentAdminClientBuilder(producer.Producer.Handle).Build();
-            var metadata = admin.GetMetadata(TimeSpan.FromSeconds(2));
-            return Task.FromResult(HealthCheckResult.Healthy($"{metadata.Brokers.Count} broker(s)"));
+            var brokers = producer.CountBrokers(TimeSpan.FromSeconds(2));
+            return Task.FromResult(HealthCheckResult.Healthy($"{brokers} broker(s)"));
         }
         catch (Confluent.Kafka.KafkaException e)
         {

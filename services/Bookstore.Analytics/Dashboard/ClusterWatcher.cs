@@ -36,7 +36,7 @@ public sealed record ClusterView(
 /// (Stable, or no member at all) are compared. A broker the cluster stops listing is shown down:
 /// Kafka's metadata names live brokers only. One look is some thirty requests to the brokers, and
 /// they pay per request: looking every second for nobody cost an idle cluster about 4 % of a core.</remarks>
-public sealed partial class ClusterWatcher(MessagingOptions options, EventTail tail, ILogger<ClusterWatcher> logger) : BackgroundService
+public sealed partial class ClusterWatcher(MessagingOptions options, EventTail tail, ILogger<ClusterWatcher> logger) : BackgroundLoop
 {
     private const int RebalancesKept = 50;
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(1);

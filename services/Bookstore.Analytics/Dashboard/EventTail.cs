@@ -23,7 +23,7 @@ public sealed record ProblemsView(long DeadLetters, long ParkedRows, IReadOnlyLi
 /// event, whichever analytics instance owns which partitions, and disturb no group.</summary>
 /// <remarks>Records are kept raw and parsed only when the page asks: at thousands of events per
 /// second the tail costs a counter increment per record.</remarks>
-public sealed partial class EventTail(MessagingOptions options, ILogger<EventTail> logger) : BackgroundService
+public sealed partial class EventTail(MessagingOptions options, ILogger<EventTail> logger) : BackgroundLoop
 {
     public const int Length = 60;
     public const int WindowSeconds = 300;

@@ -16,7 +16,7 @@ public sealed partial class ConsumerHost(
     Outbox.Outbox outbox,
     MessagingOptions options,
     Telemetry.MessagingMetrics metrics,
-    ILogger<ConsumerHost> logger) : BackgroundService
+    ILogger<ConsumerHost> logger) : BackgroundLoop
 {
     private static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(100);
     private readonly FetchStallDetector _fetchStalls = new(options.FetchStallCheckInterval, TimeProvider.System);

@@ -41,7 +41,7 @@ public sealed partial class Pruner(
     ConsumerRegistration registration,
     MessagingOptions options,
     IEnumerable<IPruneStep> registeredSteps,
-    ILogger<Pruner> logger) : BackgroundService
+    ILogger<Pruner> logger) : BackgroundLoop
 {
     /// <summary>Kafka's default <c>segment.ms</c>; the suite's topics do not change it.</summary>
     public static readonly TimeSpan SegmentAge = TimeSpan.FromDays(7);

@@ -22,7 +22,7 @@ public sealed partial class PendingWorkWorker(
     PendingWorkSignal signal,
     Outbox.Outbox outbox,
     PendingWorkOptions options,
-    ILogger<PendingWorkWorker> logger) : BackgroundService
+    ILogger<PendingWorkWorker> logger) : BackgroundLoop
 {
     private readonly string _owner = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
     private readonly Dictionary<string, IPendingWorkHandler> _handlers = handlers.ToDictionary(h => h.Kind, StringComparer.Ordinal);
