@@ -461,11 +461,16 @@ public sealed class LocalKafkaCluster
     /// kept compiling for many minutes after start, up to 60 % of a broker's CPU at 40 orders/s, and
     /// its faster code never paid that back. Measured (2 interleaved fresh suites each, after a
     /// warm-up): the brokers' CPU per order 2.31 → 1.47 ms, 362 → 430 orders/s, light-load p99
-    /// 531 → 241 ms. The serial collector instead of G1 was slower (1.82 ms, 367 orders/s).</remarks>
+    /// 531 → 241 ms. The serial collector instead of G1 was slower (1.82 ms, 367 orders/s).
+    /// No perf data (<c>-XX:-UsePerfData</c>): the JVM otherwise samples its counters every 50 ms for
+    /// <c>jstat</c>; in three idle brokers with no client its thread took 520 ms of CPU in 120 s
+    /// (0.4 % of a core), more than any of Kafka's own threads but the pollers (<c>jcmd PID</c> still
+    /// attaches).</remarks>
     private static List<string> JvmArguments(NodeLayout node, KafkaDistribution distribution, string heap, string mainClass, string config) =>
     [
         heap,
         "-XX:TieredStopAtLevel=1",
+        "-XX:-UsePerfData",
         .. (Environment.GetEnvironmentVariable("BOOKSTORE_KAFKA_OPTS") ?? string.Empty).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries),
         node.Marker,
         "-Djava.awt.headless=true",
